@@ -1,0 +1,131 @@
+"""Command line: ``python -m snnlib {train,fetch,bench} ...``.
+
+Bad input exits with status 2 and one line naming the problem; nothing saved is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .data import DATASETS
+from .dropout import KINDS
+from .network import SITES, NetworkConfig
+
+NET_DEFAULTS = NetworkConfig()
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one configuration and write DIR/metrics.json",
+                       description="Train the SRM network once and write OUT/metrics.json "
+                       "(resumable: run the same command again after an interruption).")
+    p.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
+    p.add_argument("--variant", default="none", help=f"dropout kind, one of: {', '.join(KINDS)}")
+    p.add_argument("--p", type=float, default=0.0, help="dropout probability in [0, 1) (default 0)")
+    p.add_argument("--time-consistent", action="store_true",
+                   help="draw one dropout mask per sample and keep it for all T steps "
+                        "(default: a fresh mask at every step, as in the paper)")
+    p.add_argument("--site", default="current",
+                   help=f"where dropout acts, one of: {', '.join(SITES)} (default current: the "
+                        "hidden layer's synaptic current, as in the paper)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    p.add_argument("--train-subset", type=int, default=None, help="use the first N training samples")
+    p.add_argument("--test-subset", type=int, default=None, help="use the first N test samples")
+    p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine schedule (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
+    p.add_argument("--t-enc", type=int, default=12,
+                   help="input coding window: a pixel x fires at round((1 - x) * t_enc) (default 12)")
+    p.add_argument("--T", type=int, default=NET_DEFAULTS.T, help=f"simulation steps (default {NET_DEFAULTS.T})")
+    p.add_argument("--K", type=int, default=NET_DEFAULTS.K, help=f"sub-synapses per connection (default {NET_DEFAULTS.K})")
+    p.add_argument("--delay-spread", type=int, default=NET_DEFAULTS.delay_spread,
+                   help="steps between the K delays 0, s, 2s, ... (default 1)")
+    p.add_argument("--tau", type=float, default=NET_DEFAULTS.tau, help=f"kernel time constant (default {NET_DEFAULTS.tau})")
+    p.add_argument("--threshold", type=float, default=NET_DEFAULTS.threshold,
+                   help=f"firing threshold (default {NET_DEFAULTS.threshold})")
+    p.add_argument("--hidden", type=int, default=NET_DEFAULTS.hidden, help="hidden neurons (default 128)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--out", required=True, help="run folder (created; holds metrics.json and checkpoint.pt)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .training import RunConfig, run
+
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    network = {}
+    for name in ("T", "K", "delay_spread", "tau", "threshold", "hidden"):
+        value = getattr(args, name)
+        if value != getattr(NET_DEFAULTS, name):
+            network[name] = value
+    config = RunConfig(
+        dataset=args.dataset, variant=args.variant, p=args.p, time_consistent=args.time_consistent,
+        site=args.site, seed=args.seed, epochs=args.epochs, train_subset=args.train_subset,
+        test_subset=args.test_subset, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, t_enc=args.t_enc, network=network,
+    )
+    run(config, args.out, device=args.device, progress=not args.no_progress)
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .data import fetch, load
+
+    for name in args.datasets:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASETS)}")
+        root = fetch(name)
+        for split in ("train", "test"):
+            images, _ = load(name, split)
+            print(f"{name} {split}: {images.shape} verified in {root}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m snnlib",
+        description="SRM spiking network and the dropout family (Lyu and Yin reproduction).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    f = sub.add_parser("fetch", help="download, verify and cache the datasets",
+                       description="Fetch and verify real MNIST / CIFAR-10 into the data folder "
+                                   "($SNNLIB_DATA or data/).")
+    f.add_argument("datasets", nargs="*", default=list(DATASETS), help=f"any of: {', '.join(DATASETS)}")
+    try:
+        from .bench import add_arguments
+    except ImportError:  # pragma: no cover - bench is optional while it is being built
+        add_arguments = None
+    if add_arguments is not None:
+        add_arguments(sub.add_parser("bench", help="training throughput: snnlib vs dense vs snnTorch",
+                                     description="Measure training samples/s and peak memory of "
+                                                 "snnlib, a dense reference and snnTorch, side by side."))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .data import DataError
+    from .training import RunError
+
+    try:
+        return {"train": _train, "fetch": _fetch, "bench": _bench}[args.command](args)
+    except (ValueError, RunError, DataError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,133 @@
+"""The dropout family of the paper (equations 4-8) for multi-step ``(T, N, F)`` tensors.
+
+Two axes matter for a spiking network:
+
+* the mask in time: drawn afresh at every step (the paper's pseudo-code, what
+  snnTorch and Norse examples do), or drawn once per sample and kept for all T steps
+  (``time_consistent=True``: SpikingJelly's ``layer.Dropout``, Lava-dl, Lee et al. 2020);
+* the unit a mask covers: one element (``dropout``, ``alpha``) or one neuron's whole
+  time series (the channel kinds ``dropout2d``, ``feature``, ``feature_alpha``). On a
+  fully connected layer a channel is a neuron, so a channel mask is constant over time by
+  construction and ``time_consistent`` changes nothing for those kinds.
+
+Masks are drawn with the global torch generator on the tensor's device, so a seeded run
+is reproducible and a checkpoint that saves the RNG state resumes exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+KINDS = ("none", "dropout", "dropout2d", "feature", "feature_alpha", "alpha")
+CHANNEL_KINDS = ("dropout2d", "feature", "feature_alpha")
+ALPHA_KINDS = ("alpha", "feature_alpha")
+
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+# Eq 8: the value a dropped unit takes, the SELU saturation -lambda * alpha.
+ALPHA_PRIME = -SELU_SCALE * SELU_ALPHA
+
+
+def check_p(p: float) -> float:
+    """Validates a dropout probability: allowed range is [0, 1)."""
+    p = float(p)
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    return p
+
+
+def check_kind(kind: str) -> str:
+    """Validates a dropout kind against :data:`KINDS`."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown dropout kind {kind!r}; allowed: {', '.join(KINDS)}")
+    return kind
+
+
+def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str | None = None,
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Eq 4: the Bernoulli mask ``r ~ Bernoulli(1 - p)`` (1 keeps a unit, 0 drops it)."""
+    return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1.0 - check_p(p))
+
+
+def dropout_unscaled(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Eq 5: training-time dropout as the paper writes it, ``y = r * x`` (no rescaling)."""
+    return x * keep
+
+
+def dropout_test_scaling(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Eq 6: at test time every unit is kept and scaled by ``1 - p``.
+
+    Eq 5 then eq 6 equal inverted dropout (``r * x / (1 - p)`` in training, identity at
+    test) up to the constant ``1 - p``: both keep the expected input of the next layer
+    equal between training and test. The library uses the inverted form, as PyTorch does.
+    """
+    return x * (1.0 - check_p(p))
+
+
+def dropout_inverted(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    """Eqs 4-5 with inverted scaling: ``y = r * x / (1 - p)``, so that ``E[y] = x``."""
+    return x * keep / (1.0 - check_p(p))
+
+
+def alpha_affine(p: float) -> tuple[float, float]:
+    """Eq 8: the affine correction ``(a, b)`` of alpha dropout.
+
+    After dropped units are set to ``alpha' = -1.7581``, ``a * x + b`` restores zero mean
+    and unit variance for inputs that had them:
+    ``a = ((1 - p) (1 + p alpha'^2))^(-1/2)`` and ``b = -a alpha' p``.
+    """
+    p = check_p(p)
+    a = ((1.0 - p) * (1.0 + p * ALPHA_PRIME**2)) ** -0.5
+    return a, -a * ALPHA_PRIME * p
+
+
+def alpha_dropout_apply(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    """Eq 8: ``a * (r * x + (1 - r) * alpha') + b``.
+
+    Note what this does to a spiking network: a step with no input (``x = 0``) becomes
+    ``b`` if kept and ``a * alpha' + b`` if dropped (``+0.779`` or ``-0.779`` at
+    p = 0.5), at every step of every neuron.
+    """
+    a, b = alpha_affine(p)
+    return a * (x * keep + ALPHA_PRIME * (1.0 - keep)) + b
+
+
+def mask_shape(kind: str, shape: tuple[int, ...], time_consistent: bool) -> tuple[int, ...]:
+    """Shape of the mask for a ``(T, N, F)`` input: ``(1, N, F)`` when constant over time."""
+    if check_kind(kind) in CHANNEL_KINDS or time_consistent:
+        return (1, *shape[1:])
+    return tuple(shape)
+
+
+def spike_dropout(x: torch.Tensor, kind: str, p: float, time_consistent: bool = False) -> torch.Tensor:
+    """Training-mode dropout of any kind on a ``(T, N, F)`` tensor (functional form)."""
+    if check_kind(kind) == "none" or check_p(p) == 0.0:
+        return x
+    keep = keep_mask(mask_shape(kind, tuple(x.shape), time_consistent), p, x.device, x.dtype)
+    if kind in ALPHA_KINDS:
+        return alpha_dropout_apply(x, keep, p)
+    return dropout_inverted(x, keep, p)
+
+
+class SpikeDropout(nn.Module):
+    """Dropout of one kind on ``(T, N, F)`` tensors; identity in eval mode."""
+
+    def __init__(self, kind: str = "dropout", p: float = 0.5, time_consistent: bool = False):
+        super().__init__()
+        self.kind = check_kind(kind)
+        self.p = check_p(p)
+        self.time_consistent = bool(time_consistent)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        return spike_dropout(x, self.kind, self.p, self.time_consistent)
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, p={self.p}, time_consistent={self.time_consistent}"
+
+
+def make_dropout(kind: str, p: float = 0.5, time_consistent: bool = False) -> SpikeDropout:
+    """The dropout module for ``kind`` in :data:`KINDS` (``none`` is the identity)."""
+    return SpikeDropout(kind, p, time_consistent)
