@@ -1,0 +1,45 @@
+# Two entry points for a fresh machine: `make book` and `make test`.
+# Each creates .venv, installs requirements, and fetches what it needs from the registries.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv data vendor book test lint unit-tests bench grid clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+venv: $(STAMP)
+
+data: venv
+	$(PY) -m snnlib fetch
+
+vendor: vendor/.fetched
+
+vendor/.fetched: scripts/fetch_vendor.sh
+	bash scripts/fetch_vendor.sh vendor
+	touch $@
+
+book: venv data vendor
+	$(VENV)/bin/jupyter-book build book/ -W -n --keep-going
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+unit-tests: venv data
+	$(VENV)/bin/pytest -q
+
+test: venv data vendor lint
+	$(VENV)/bin/pytest -q --nbval
+	$(MAKE) book
+
+bench: venv data
+	$(PY) -m snnlib bench
+
+clean:
+	rm -rf _build book/_build
