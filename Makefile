@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data vendor book test lint unit-tests bench grid clean
+.PHONY: venv data vendor book test lint unit-tests bench bench-deps clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,11 @@ test: venv data vendor lint
 	$(VENV)/bin/pytest -q --nbval
 	$(MAKE) book
 
+bench-deps: venv
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-bench.txt
+
 bench: venv data
-	$(PY) -m snnlib bench
+	$(PY) -m snnlib bench --json bench.json
 
 clean:
 	rm -rf _build book/_build

@@ -90,10 +90,11 @@ def events_from_times(
         bwd_index = bags.reshape(-1)
         per_input = torch.full((n_in,), N, dtype=torch.long, device=t.device)
     else:
+        # masked_select is several times faster than boolean indexing on the CPU
         n_fired = per_bag.sum(1)
-        fwd_index = order[torch.arange(n_in, device=t.device)[None, :] < n_fired[:, None]]
-        fires_t = fires.T
-        bwd_index = bags[fires_t]
+        fwd_index = torch.masked_select(order, torch.arange(n_in, device=t.device)[None, :] < n_fired[:, None])
+        fires_t = fires.T.contiguous()
+        bwd_index = torch.masked_select(bags, fires_t)
         per_input = fires_t.sum(1)
     return SpikeEvents(
         N, T, n_in, fwd_index.long(), fwd_offsets, bwd_index, _exclusive_cumsum(per_input)
@@ -121,10 +122,12 @@ class _EventBagSum(torch.autograd.Function):
         return grad_rows, None
 
 
-def event_current_per_delay(events: SpikeEvents, weight: torch.Tensor) -> torch.Tensor:
-    """Eq 3 before the delays: ``(T, N, K, C)`` summed weight rows of all spikes at each step.
+def event_bags(events: SpikeEvents, weight: torch.Tensor) -> torch.Tensor:
+    """Eq 3 before the delays: ``(T, N, K, C)``, the summed weight rows of all spikes of
+    sample ``n`` at step ``t``, one slice per sub-synapse ``k``.
 
-    ``weight`` is ``(I, K, C)``. Work is proportional to the number of events.
+    ``weight`` is ``(I, K, C)``. Work is proportional to the number of events. The bags
+    come out sample-major in memory; the result is a time-major view of them.
     """
     n_in, K, C = weight.shape
     if n_in != events.in_features:
@@ -133,8 +136,8 @@ def event_current_per_delay(events: SpikeEvents, weight: torch.Tensor) -> torch.
     return bags.view(events.n_samples, events.T, K, C).transpose(0, 1)
 
 
-def dense_current_per_delay(raster: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Same as :func:`event_current_per_delay` for a raster, as one dense matrix product.
+def dense_bags(raster: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Same as :func:`event_bags` for a ``(T, N, I)`` raster, as one dense matrix product.
 
     Used where the raster itself needs a gradient (hidden spikes under a surrogate), since
     a surrogate gradient is nonzero at steps without a spike.
@@ -144,17 +147,38 @@ def dense_current_per_delay(raster: torch.Tensor, weight: torch.Tensor) -> torch
     return (raster.reshape(T * N, n_in) @ weight.reshape(n_in, K * C)).view(T, N, K, C)
 
 
-def apply_delays(per_delay: torch.Tensor, delays: list[int]) -> torch.Tensor:
-    """Eq 3, the delay sum: ``Z[t] = sum_k per_delay[t - d_k, :, k]``, shape ``(T, N, C)``.
+class _DelaySum(torch.autograd.Function):
+    """``Z[t] = sum_k bags[t - d_k, :, k]``; backward is K strided copies (no zero-filled slices)."""
+
+    @staticmethod
+    def forward(ctx, bags: torch.Tensor, delays: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
+        T, N, _, C = bags.shape
+        ctx.delays, ctx.shape, ctx.sample_major = delays, bags.shape, bags.transpose(0, 1).is_contiguous()
+        current = bags.new_zeros(T, N, C)
+        for k, d in enumerate(delays):
+            if d < T:
+                current[d:] += bags[: T - d, :, k]
+        return current
+
+    @staticmethod
+    def backward(ctx, grad_current: torch.Tensor):  # type: ignore[override]
+        T, N, K, C = ctx.shape
+        if ctx.sample_major:  # give the gradient the layout of the bags (event path: (N, T, K, C))
+            grad = grad_current.new_empty(N, T, K, C).transpose(0, 1)
+        else:
+            grad = grad_current.new_empty(T, N, K, C)
+        for k, d in enumerate(ctx.delays):
+            grad[: T - d, :, k] = grad_current[d:]
+            grad[T - d:, :, k] = 0
+        return grad, None
+
+
+def apply_delays(bags: torch.Tensor, delays: list[int]) -> torch.Tensor:
+    """Eq 3, the delay sum: ``Z[t] = sum_k bags[t - d_k, :, k]``, shape ``(T, N, C)``.
 
     This is the synaptic current (the weighted spike sum) that the paper's dropout acts on.
     """
-    T = per_delay.shape[0]
-    current = per_delay.new_zeros(T, per_delay.shape[1], per_delay.shape[3])
-    for k, d in enumerate(delays):
-        if d < T:
-            current[d:] += per_delay[: T - d, :, k]
-    return current
+    return _DelaySum.apply(bags, tuple(delays))
 
 
 def psp(current: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -191,5 +215,9 @@ def first_spikes(potential: torch.Tensor, threshold: float, slope: float = 5.0) 
     including the first spike, and none after it.
     """
     crossed = _SpikeFn.apply(potential - threshold, slope)
-    fired_before = torch.cumsum(crossed.detach(), 0) - crossed.detach()
+    T = crossed.shape[0]
+    # "crossed at an earlier step" as a product with a strictly lower-triangular matrix of
+    # ones: exact for 0/1 values, and much faster than cumsum over the leading dim on CPUs.
+    earlier = torch.tril(torch.ones(T, T, device=crossed.device, dtype=crossed.dtype), -1)
+    fired_before = (earlier @ crossed.detach().reshape(T, -1)).view(crossed.shape)
     return crossed * (fired_before == 0).to(crossed.dtype)

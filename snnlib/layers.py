@@ -62,29 +62,35 @@ class SRMLayer(nn.Module):
         """The weights as ``(out_features, in_features, K)`` (a view of ``weight_events``)."""
         return self.weight_events.permute(2, 0, 1)
 
+    def _check_window(self, T: int) -> None:
+        if max(self._delay_list) >= T:
+            raise ValueError(f"delay {max(self._delay_list)} does not fit a window of T={T} steps")
+
     def kernel(self, T: int) -> torch.Tensor:
         """Cached ``(T, T)`` Toeplitz matrix of eq 2 on the weights' device."""
+        self._check_window(T)
         key = (T, str(self.weight_events.device))
         if key not in self._kernels:
             self._kernels[key] = kernel_matrix(T, self.tau, self.weight_events.device)
         return self._kernels[key]
 
-    def current(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
-        """Eq 3: the delayed weighted spike sum ``Z`` ``(T, N, out)`` before the kernel.
+    def bags(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
+        """Per-delay weighted spike sums ``(N, T, K, out)`` (eq 3 before the delays).
 
         Event-driven for :class:`SpikeEvents` and for rasters that need no gradient; a
         raster that needs a gradient (hidden spikes in training) takes one dense product.
         """
-        T = spikes.T if isinstance(spikes, SF.SpikeEvents) else spikes.shape[0]
-        if max(self._delay_list) >= T:
-            raise ValueError(f"delay {max(self._delay_list)} does not fit a window of T={T} steps")
         if isinstance(spikes, SF.SpikeEvents):
-            per_delay = SF.event_current_per_delay(spikes, self.weight_events)
-        elif spikes.requires_grad:
-            per_delay = SF.dense_current_per_delay(spikes, self.weight_events)
-        else:
-            per_delay = SF.event_current_per_delay(SF.events_from_raster(spikes), self.weight_events)
-        return SF.apply_delays(per_delay, self._delay_list)
+            return SF.event_bags(spikes, self.weight_events)
+        if spikes.requires_grad:
+            return SF.dense_bags(spikes, self.weight_events)
+        return SF.event_bags(SF.events_from_raster(spikes), self.weight_events)
+
+    def current(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
+        """Eq 3: the delayed weighted spike sum ``Z`` ``(T, N, out)`` before the kernel."""
+        bags = self.bags(spikes)
+        self._check_window(bags.shape[0])
+        return SF.apply_delays(bags, self._delay_list)
 
     def potential(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
         """Eq 1: membrane potentials ``(T, N, out)`` for input spikes ``(T, N, in)``."""

@@ -117,7 +117,8 @@ class SRMNetwork(nn.Module):
         current = self.hidden.current(events)
         if site == "current":
             current = self.dropout(current)
-        hidden_spikes = self.hidden.fire(SF.psp(current, self.hidden.kernel(current.shape[0])))
+        potential = SF.psp(current, self.hidden.kernel(current.shape[0]))
+        hidden_spikes = self.hidden.fire(potential)
         to_output = self.dropout(hidden_spikes) if site == "hidden" else hidden_spikes
         potential = self.output.potential(to_output)
         logits = self.config.readout_scale * potential.amax(0)

@@ -266,7 +266,8 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
     torch.manual_seed(config.seed)
     train_set, test_set = _load_data(config, dev)
     model = SRMNetwork(config.network_config()).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                 fused=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     commit, dirty = git_commit()
     record = {

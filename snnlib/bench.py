@@ -1,0 +1,333 @@
+"""Training-throughput benchmark: snnlib against a dense reference and snnTorch/SpikingJelly.
+
+Everything runs in ONE process on the same real data (the first samples of the test
+split), so the printed ratios compare like with like. One measurement is the whole
+training step: forward, backward and the Adam step, in samples per second, the median
+of several timed repetitions after a warm-up. Peak memory is the peak resident memory
+above the level before the measurement (CPU, sampled every millisecond) or the peak
+allocated device memory (CUDA).
+
+Competitors:
+
+* ``snnlib``: the study's network (event-driven first layer), with the chosen dropout.
+* ``dense``: the same network and weights, time-stepped: at every step the window of
+  the last ``max(d_k) + 1`` raster slices is multiplied by the weights (one matrix
+  product per step), and the eq-2 kernel runs as its exact two-state recurrence. Its
+  potentials are checked against snnlib's before timing.
+* ``snntorch`` / ``spikingjelly``: what a user would pick instead: 784 or 3072 inputs, 128
+  hidden, 10 outputs, T steps, second-order (alpha-like) neurons without delays. Optional
+  (``make bench-deps``); reported as missing when not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import math
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as D
+from .kernels import times_to_raster
+from .network import NetworkConfig, SRMNetwork
+from .training import resolve_device
+
+# ---------------------------------------------------------------- the dense reference
+
+
+class DenseSRMNetwork(nn.Module):
+    """snnlib's network computed the dense, time-stepped way (shares ``source``'s weights).
+
+    Per step ``t``: ``z_t = [s_{t-d_0}, ..., s_{t-d_{K-1}}] @ W`` (one product of the
+    ``(N, K * I)`` delayed raster window with the ``(K * I, H)`` weights), then the
+    kernel of eq 2 as its two-state recurrence ``a_t = l a_{t-1} + z_t``,
+    ``b_t = l (b_{t-1} + a_{t-1})``, ``v_t = (e / tau) b_t`` with ``l = exp(-1 / tau)``
+    (``b_t = sum_s (t - s) l^(t - s) z_s``, exactly eq 2 at integer steps).
+    """
+
+    def __init__(self, source: SRMNetwork):
+        super().__init__()
+        self.source = source
+        self.config = source.config
+
+    def _currents(self, raster: torch.Tensor, weight_events: torch.Tensor) -> torch.Tensor:
+        """Synaptic current ``(T, N, C)``: one product of the delayed window per step."""
+        T, N, n_in = raster.shape
+        K, C = weight_events.shape[1], weight_events.shape[2]
+        w = weight_events.permute(1, 0, 2).reshape(K * n_in, C)  # rows (k, i)
+        zero = raster.new_zeros(N, n_in)
+        return torch.stack([
+            torch.cat([raster[t - d] if t >= d else zero for d in self.config.delays], dim=1) @ w
+            for t in range(T)])
+
+    def _integrate(self, current: torch.Tensor, fire: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+        """Eq 2's kernel as its two-state recurrence; potentials, or first spikes if ``fire``."""
+        tau = self.config.tau
+        decay, gain = math.exp(-1.0 / tau), math.e / tau
+        a = current.new_zeros(current.shape[1:])
+        b, fired = torch.zeros_like(a), torch.zeros_like(a)
+        outputs = []
+        for z in current:
+            b = decay * (b + a)
+            a = decay * a + z
+            v = gain * b
+            if fire is None:
+                outputs.append(v)
+            else:  # first spike only: gate by "not fired before" (no gradient through the gate)
+                s = fire(v) * (1 - fired)
+                fired = fired + s.detach()
+                outputs.append(s)
+        return torch.stack(outputs)
+
+    def potentials(self, raster: torch.Tensor) -> torch.Tensor:
+        """Hidden-layer potentials ``(T, N, H)`` (to check against ``SRMLayer.potential``)."""
+        return self._integrate(self._currents(raster, self.source.hidden.weight_events), None)
+
+    def forward(self, raster: torch.Tensor) -> torch.Tensor:
+        from .functional import _SpikeFn
+
+        c, dropout = self.config, self.source.dropout
+
+        def fire(v: torch.Tensor) -> torch.Tensor:
+            return _SpikeFn.apply(v - c.threshold, c.surrogate_slope)
+
+        if c.site == "input":
+            raster = dropout(raster)
+        current = self._currents(raster, self.source.hidden.weight_events)
+        if c.site == "current":
+            current = dropout(current)
+        spikes = self._integrate(current, fire)
+        if c.site == "hidden":
+            spikes = dropout(spikes)
+        out = self._integrate(self._currents(spikes, self.source.output.weight_events), None)
+        return c.readout_scale * out.amax(0)
+
+
+# ---------------------------------------------------------------- competitors
+
+
+def _snntorch_net(n_in: int, T: int, tau: float) -> nn.Module | None:
+    if importlib.util.find_spec("snntorch") is None:
+        return None
+    import snntorch as snn
+
+    decay = math.exp(-1.0 / tau)
+
+    class SnnTorchNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(n_in, 128), nn.Linear(128, 10)
+            self.lif1 = snn.Synaptic(alpha=decay, beta=decay)
+            self.lif2 = snn.Synaptic(alpha=decay, beta=decay, threshold=1e9)  # readout: no spikes
+
+        def forward(self, raster: torch.Tensor) -> torch.Tensor:
+            syn1, mem1 = self.lif1.init_synaptic()
+            syn2, mem2 = self.lif2.init_synaptic()
+            peak = None
+            for t in range(T):
+                spk1, syn1, mem1 = self.lif1(self.fc1(raster[t]), syn1, mem1)
+                _, syn2, mem2 = self.lif2(self.fc2(spk1), syn2, mem2)
+                peak = mem2 if peak is None else torch.maximum(peak, mem2)
+            return peak
+
+    return SnnTorchNet()
+
+
+def _spikingjelly_net(n_in: int, T: int, tau: float) -> nn.Module | None:
+    if importlib.util.find_spec("spikingjelly") is None:
+        return None
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    class SpikingJellyNet(nn.Module):
+        """Multi-step (T, N, ...) SpikingJelly network: Linear -> LIF -> Linear -> max potential."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = layer.Linear(n_in, 128, step_mode="m")
+            self.lif1 = neuron.LIFNode(tau=tau, step_mode="m", detach_reset=True)
+            self.fc2 = layer.Linear(128, 10, step_mode="m")
+            self.out = neuron.LIFNode(tau=tau, step_mode="m", v_threshold=float("inf"), store_v_seq=True)
+
+        def forward(self, raster: torch.Tensor) -> torch.Tensor:
+            functional.reset_net(self)
+            self.out(self.fc2(self.lif1(self.fc1(raster))))
+            return self.out.v_seq.amax(0)
+
+    return SpikingJellyNet()
+
+
+# ---------------------------------------------------------------- measuring
+
+
+class _PeakRss:
+    """Samples this process's resident memory in a thread; peak above the start level."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.process = psutil.Process()
+        self.peak = self.start = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> _PeakRss:
+        gc.collect()
+        self.start = self.peak = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.001)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def megabytes(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def measure(step: Callable[[int], None], batch_size: int, device: torch.device, warmup: int,
+            repeats: int, steps: int) -> dict:
+    """Median samples/s over ``repeats`` timed blocks of ``steps`` training steps."""
+    for i in range(warmup):
+        step(i)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+    rates = []
+    rss = _PeakRss() if device.type == "cpu" else None
+    with rss if rss else _Null():
+        for r in range(repeats):
+            start = time.perf_counter()
+            for i in range(steps):
+                step(r * steps + i)
+            sync()
+            rates.append(batch_size * steps / (time.perf_counter() - start))
+    peak = rss.megabytes if rss else (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    return {"samples_per_s": statistics.median(rates), "rates": rates, "peak_mb": peak}
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def bench_dataset(name: str, device: torch.device, batch_size: int, variant: str, p: float,
+                  warmup: int, repeats: int, steps: int, competitors: list[str],
+                  log: Callable[[str], None] = print) -> list[dict]:
+    """Measures every competitor on ``name``; returns one result dict each."""
+    images, labels = D.load(name, "test")
+    n = batch_size * 8
+    encoded = D.encode(images[:n], labels[:n], t_enc=12, device=device)
+    config = NetworkConfig(in_features=encoded.features, dropout=variant, p=p)
+    T = config.T
+    batches = [encoded.batch(torch.arange(i * batch_size, (i + 1) * batch_size, device=device))
+               for i in range(8)]
+    torch.manual_seed(0)
+    model = SRMNetwork(config).to(device)
+    dense = DenseSRMNetwork(model)
+    # same potentials, or the comparison means nothing
+    raster = times_to_raster(batches[0][0], T)
+    with torch.no_grad():
+        ours, theirs = model.hidden.potential(raster), dense.potentials(raster)
+    err = (ours - theirs).abs().max().item()
+    if not err <= 1e-4 * max(1.0, ours.abs().max().item()):
+        raise RuntimeError(f"dense reference disagrees with snnlib on {name}: max |dv| = {err}")
+
+    def trainer(net: nn.Module, forward: Callable[[tuple], torch.Tensor]) -> Callable[[int], None]:
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+        net.train()
+
+        def step(i: int) -> None:
+            batch = batches[i % len(batches)]
+            loss = F.cross_entropy(forward(batch), batch[2])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
+    candidates: dict[str, Callable[[int], None] | None] = {
+        "snnlib": trainer(model, lambda b: model(b[0], b[1]).logits),
+        "dense": trainer(dense, lambda b: dense(times_to_raster(b[0], T))),
+    }
+    for label, factory in (("snntorch", _snntorch_net), ("spikingjelly", _spikingjelly_net)):
+        if label in competitors:
+            net = factory(encoded.features, T, config.tau)
+            candidates[label] = None if net is None else trainer(
+                net.to(device), lambda b, net=net: net(times_to_raster(b[0], T)))
+    results = []
+    for label in ["snnlib", *[c for c in competitors if c != "snnlib"]]:
+        step = candidates.get(label)
+        if step is None:
+            log(f"{name:8s} {label:12s} not installed (run `make bench-deps`); skipped")
+            continue
+        result = measure(step, batch_size, device, warmup, repeats, steps)
+        result.update(dataset=name, competitor=label)
+        results.append(result)
+    ours = results[0]["samples_per_s"]
+    for r in results:
+        ratio = "" if r["competitor"] == "snnlib" else f"  snnlib is {ours / r['samples_per_s']:.1f}x faster"
+        log(f"{name:8s} {r['competitor']:12s} {r['samples_per_s']:9.0f} samples/s  "
+            f"peak {r['peak_mb']:7.1f} MB{ratio}")
+    return results
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"], help="mnist and/or cifar10")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128, the study's)")
+    p.add_argument("--variant", default="dropout", help="dropout kind of snnlib's network (default dropout)")
+    p.add_argument("--p", type=float, default=0.5, help="dropout probability (default 0.5)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions, the median is reported (default 5)")
+    p.add_argument("--steps", type=int, default=10, help="training steps per repetition (default 10)")
+    p.add_argument("--competitors", nargs="+", default=["snnlib", "dense", "snntorch", "spikingjelly"],
+                   help="any of snnlib dense snntorch spikingjelly")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+
+
+def main(args: argparse.Namespace) -> int:
+    allowed = {"snnlib", "dense", "snntorch", "spikingjelly"}
+    bad = [c for c in args.competitors if c not in allowed]
+    if bad:
+        raise ValueError(f"unknown competitor {bad[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    for name in args.datasets:
+        if name not in D.DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(D.DATASETS)}")
+    for name in ("batch_size", "warmup", "repeats", "steps"):
+        if getattr(args, name) < (0 if name == "warmup" else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+          f"batch {args.batch_size}, snnlib variant {args.variant} p={args.p}")
+    results = []
+    for name in args.datasets:
+        results += bench_dataset(name, device, args.batch_size, args.variant, args.p, args.warmup,
+                                 args.repeats, args.steps, args.competitors)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": str(device), "threads": torch.get_num_threads(),
+                                               "torch": torch.__version__, "batch_size": args.batch_size,
+                                               "results": results}, indent=1))
+    return 0

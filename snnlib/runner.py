@@ -1,0 +1,672 @@
+"""Runs a grid of configurations through ``notebooks/experiment.ipynb`` (papermill), resumably.
+
+Usage::
+
+    python -m snnlib.runner GRID.json [--jobs N | --scheduler tcp://HOST:PORT] [--results results/]
+                                      [--device auto] [--threads N] [--dry-run]
+
+Grid file
+---------
+A JSON object::
+
+    {
+      "name": "paper",
+      "description": "free text (optional)",
+      "base": {"epochs": 20, "site": "current", "time_consistent": false},
+      "axes": {"dataset": ["mnist", "cifar10"], "seed": [0, 1, 2, 3, 4]},
+      "runs": [{"variant": "none", "p": 0.0}, {"variant": "dropout", "p": 0.5}]
+    }
+
+- ``name`` (required; letters, digits, ``_.-``): results go to ``RESULTS/<name>/``.
+- ``base`` (optional): :class:`~snnlib.training.RunConfig` fields shared by every configuration; fields
+  left out anywhere take RunConfig's defaults.
+- ``axes`` (optional): field -> non-empty list of values; the configurations take their Cartesian product.
+- ``runs`` (optional): a list of override dicts (the cells of the grid that a product cannot express, such
+  as p = 0 for ``none`` but 0.5 for the dropout kinds). Missing or empty counts as one empty entry.
+
+Every configuration is ``base``, updated by one combination of ``axes``, updated by one entry of ``runs``,
+for every combination and every entry: the axes in file order (the last varies fastest), then ``runs``
+innermost, which is also the order of execution. Keys are RunConfig fields (dataset, variant, p,
+time_consistent, site, seed, epochs, train_subset, test_subset, batch_size, lr, weight_decay, t_enc,
+network); ``network`` is a dict of NetworkConfig overrides merged key by key, and ``network.NAME`` sets
+one of them (also as an axis). A run entry may not set a key that is an axis. Identical configurations
+are run once. Structural problems (not JSON, unknown keys, two different configurations in one folder)
+are a bad grid file: one line on stderr and exit status 2, before anything runs. A configuration whose
+values are invalid (say p = 1.5) fails on its own: the others still run, and it is reported at the end.
+
+Results layout
+--------------
+One folder per configuration, which a notebook can glob (``**/metrics.json``)::
+
+    RESULTS/<name>/<dataset>/<variant>_p<p>_<step|consistent>_<site>[_<key><value>...]/seed<seed>/
+        metrics.json      the run record (commit it)
+        checkpoint.pt     for resuming (ignored by git)
+        experiment.ipynb  the executed notebook (ignored by git)
+
+``step`` means a fresh dropout mask at every time step, ``consistent`` one mask per sample. The suffix
+names, in sorted order, every other field that an axis or a run entry sets (e.g. ``_lr0.002``,
+``_network.tau4``), so that varying such a field cannot make two configurations share a folder.
+
+Execution
+---------
+Each configuration runs ``python -m papermill notebooks/experiment.ipynb <run>/experiment.ipynb`` with its
+parameters (kernel ``python3``, working directory ``notebooks/``); the notebook calls
+:func:`snnlib.training.run`, the code behind ``python -m snnlib train``. Finished runs (``metrics.json``
+with status ``finished`` and the same configuration) are skipped without starting a kernel; a run
+interrupted at any moment is resumed from its checkpoint by running the grid again. ``--jobs N`` runs N
+configurations at once on this machine, each with torch threads = max(1, cores // N). ``--scheduler
+ADDRESS`` submits every configuration to an existing Dask distributed cluster instead (``distributed``
+must be installed there, and the workers must see this checkout and the results folder at the same
+paths); each run gets max(1, host cores // task slots on that host) threads. ``--threads`` overrides both.
+
+Exit status: 0 when every configuration is finished; 1 when some failed (all listed at the end); 2 for a
+bad grid file or bad options; 130 when interrupted (run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+
+from .training import RunConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "experiment.ipynb"
+KERNEL = "python3"
+
+CONFIG_FIELDS = tuple(f.name for f in fields(RunConfig))
+CONFIG_DEFAULTS = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
+LAYOUT_KEYS = ("dataset", "variant", "p", "time_consistent", "site", "seed")
+# RunConfig fields that are parameters of their own in the notebook; the rest travel in ``config_extra``.
+NOTEBOOK_FIELDS = (*LAYOUT_KEYS, "epochs", "train_subset", "test_subset")
+NOTEBOOK_PARAMETERS = (*NOTEBOOK_FIELDS, "config_extra", "device", "threads", "progress", "out_dir", "fresh")
+TOP_KEYS = ("name", "description", "base", "axes", "runs")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+class GridError(ValueError):
+    """The grid file cannot be used (reported in one line, exit status 2)."""
+
+
+@dataclass
+class RunSpec:
+    """One configuration of a grid."""
+
+    index: int  # 1-based position in the grid
+    kwargs: dict  # RunConfig keyword arguments
+    rel: str  # folder relative to RESULTS/<name>/
+    config: dict | None = None  # RunConfig.to_dict(), when the configuration is valid
+    error: str | None = None  # why it is invalid
+
+
+# ---------------------------------------------------------------- the grid file
+
+def _check_keys(d: dict, where: str, allow_network_dict: bool = True) -> None:
+    for key, value in d.items():
+        name, dot, sub = key.partition(".")
+        if name not in CONFIG_FIELDS or (dot and (name != "network" or not sub)):
+            raise GridError(f"{where}: unknown field {key!r}; allowed: {', '.join(CONFIG_FIELDS)} "
+                            "and network.NAME")
+        if key == "network":
+            if not allow_network_dict:
+                raise GridError(f"{where}: use network.NAME as an axis, not network")
+            if not isinstance(value, dict):
+                raise GridError(f"{where}: network must be an object of NetworkConfig overrides")
+
+
+def _flatten(d: dict) -> dict:
+    """``{"network": {"tau": 4}}`` -> ``{"network.tau": 4}``; other keys unchanged."""
+    flat = {}
+    for key, value in d.items():
+        if key == "network":
+            flat.update({f"network.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _unflatten(flat: dict) -> dict:
+    kwargs, network = {}, {}
+    for key, value in flat.items():
+        if key.startswith("network."):
+            network[key[len("network."):]] = value
+        else:
+            kwargs[key] = value
+    if network:
+        kwargs["network"] = network
+    return kwargs
+
+
+def check_grid(grid: object, source: str = "grid") -> dict:
+    """Validates the structure of a grid (not the values of its configurations); returns it."""
+    if not isinstance(grid, dict):
+        raise GridError(f"{source}: a grid must be a JSON object with keys {', '.join(TOP_KEYS)}")
+    unknown = sorted(set(grid) - set(TOP_KEYS))
+    if unknown:
+        raise GridError(f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(TOP_KEYS)}")
+    name = grid.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise GridError(f"{source}: 'name' must be a folder name of letters, digits and _.- (got {name!r})")
+    base = grid.get("base", {})
+    if not isinstance(base, dict):
+        raise GridError(f"{source}: 'base' must be an object of RunConfig fields")
+    _check_keys(base, f"{source}: base")
+    axes = grid.get("axes", {})
+    if not isinstance(axes, dict):
+        raise GridError(f"{source}: 'axes' must be an object mapping fields to lists of values")
+    _check_keys(axes, f"{source}: axes", allow_network_dict=False)
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"{source}: axis {key!r} must be a non-empty list of values")
+    runs = grid.get("runs", [])
+    if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
+        raise GridError(f"{source}: 'runs' must be a list of objects (overrides of RunConfig fields)")
+    for i, run in enumerate(runs, 1):
+        _check_keys(run, f"{source}: runs[{i}]")
+        clash = sorted(set(_flatten(run)) & set(axes))
+        if clash:
+            raise GridError(f"{source}: runs[{i}] sets {', '.join(clash)}, which is an axis")
+    return grid
+
+
+def load_grid(path: str | Path) -> dict:
+    """Reads and checks a grid file; raises :class:`GridError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise GridError(f"cannot read grid file {path}: {err.strerror or err}") from err
+    try:
+        grid = json.loads(text)
+    except ValueError as err:
+        raise GridError(f"{path} is not valid JSON: {err}") from err
+    return check_grid(grid, str(path))
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float):
+        text = format(value, "g")
+    elif value is None:
+        text = "none"
+    else:
+        text = str(value)
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text)
+
+
+def run_folder(kwargs: dict, varied: dict | None = None) -> str:
+    """``<dataset>/<variant>_p<p>_<step|consistent>_<site>[_<key><value>...]/seed<seed>``."""
+    f = {**CONFIG_DEFAULTS, **kwargs}
+    p = f["p"]
+    p = float(p) if isinstance(p, int | float) and not isinstance(p, bool) else p
+    mask = {True: "consistent", False: "step"}.get(f["time_consistent"], _fmt(f["time_consistent"]))
+    name = f"{_fmt(f['variant'])}_p{_fmt(p)}_{mask}_{_fmt(f['site'])}"
+    for key in sorted(varied or {}):
+        name += f"_{key}{_fmt(varied[key])}"
+    return f"{_fmt(f['dataset'])}/{name}/seed{_fmt(f['seed'])}"
+
+
+def _check_types(kwargs: dict) -> None:
+    """RunConfig does not check types (a string "false" would be true): do it here."""
+    types = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,),
+             "None": (type(None),)}
+    for f in fields(RunConfig):
+        if f.name not in kwargs:
+            continue
+        value, names = kwargs[f.name], [n.strip() for n in str(f.type).split("|")]
+        allowed = tuple(t for n in names for t in types.get(n, (object,)))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and "bool" not in names):
+            raise ValueError(f"{f.name} must be of type {f.type}, got {value!r}")
+    for key, value in kwargs.get("network", {}).items():
+        if not isinstance(value, _SCALARS):
+            raise ValueError(f"network.{key} must be a number, string or boolean, got {value!r}")
+
+
+def expand_grid(grid: dict) -> list[RunSpec]:
+    """The grid's configurations in execution order (invalid ones carry ``error``)."""
+    axes = grid.get("axes") or {}
+    axis_keys = list(axes)
+    runs = grid.get("runs") or [{}]
+    base = _flatten(grid.get("base") or {})
+    specs: list[RunSpec] = []
+    by_folder: dict[str, RunSpec] = {}
+    index = 0
+    for combo in itertools.product(*(axes[k] for k in axis_keys)):
+        for run in runs:
+            index += 1
+            run_flat = _flatten(run)
+            flat = {**base, **dict(zip(axis_keys, combo, strict=True)), **run_flat}
+            varied = {k: flat[k] for k in (*axis_keys, *run_flat) if k not in LAYOUT_KEYS}
+            kwargs = _unflatten(flat)
+            spec = RunSpec(index=index, kwargs=kwargs, rel=run_folder(kwargs, varied))
+            try:
+                _check_types(kwargs)
+                spec.config = RunConfig(**kwargs).to_dict()
+            except (TypeError, ValueError) as err:
+                spec.error = str(err)
+            other = by_folder.get(spec.rel)
+            if other is not None:
+                if other.kwargs == spec.kwargs:
+                    continue  # the same configuration twice: run it once
+                raise GridError(f"configurations {other.index} and {spec.index} differ but both map to folder "
+                                f"{spec.rel}: {other.kwargs} vs {spec.kwargs}")
+            by_folder[spec.rel] = spec
+            specs.append(spec)
+    return specs
+
+
+def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
+    """(state, record, detail): state is new, partial, finished, foreign (another run's folder) or invalid."""
+    if spec.error is not None:
+        return "invalid", None, f"invalid configuration: {spec.error}"
+    path = grid_root / spec.rel / "metrics.json"
+    if not path.exists():
+        return "new", None, ""
+    try:
+        record = json.loads(path.read_text())
+        saved = record["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "foreign", None, f"{path} is not a run record; move it away"
+    if saved != spec.config:
+        diff = sorted(k for k in set(saved) | set(spec.config) if saved.get(k) != spec.config.get(k))
+        return "foreign", None, (f"{path.parent} holds a run with a different configuration "
+                                 f"(differs in: {', '.join(diff)}); move it away")
+    if record.get("status") == "finished":
+        return "finished", record, ""
+    return "partial", record, f"{len(record.get('epochs', []))}/{spec.config['epochs']} epochs"
+
+
+# ---------------------------------------------------------------- one configuration
+
+def _yaml(value: object) -> str:
+    """Encodes parameters for papermill's ``-y`` (YAML 1.1 reads ``1e-05`` as a string: write ``1.0e-05``)."""
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return json.dumps(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        if e:
+            mantissa = mantissa if "." in mantissa else mantissa + ".0"
+            exponent = exponent if exponent[0] in "+-" else "+" + exponent
+            text = f"{mantissa}e{exponent}"
+        return text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_yaml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    raise TypeError(f"cannot pass {value!r} to the notebook")
+
+
+def notebook_parameters(kwargs: dict, out: Path, device: str) -> dict:
+    """The notebook's parameters for a configuration (``threads`` is filled in where it runs)."""
+    config = RunConfig(**kwargs)
+    explicit = {name: getattr(config, name) for name in NOTEBOOK_FIELDS}
+    extra = {f.name: getattr(config, f.name) for f in fields(RunConfig) if f.name not in NOTEBOOK_FIELDS}
+    return {**explicit, "config_extra": extra, "device": device, "threads": None, "progress": False,
+            "out_dir": str(out), "fresh": False}
+
+
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _dask_threads(host_slots: dict | None) -> int | None:
+    """On a Dask worker: this host's cores shared among the task slots on this host."""
+    try:
+        from distributed import get_worker
+        from distributed.comm import get_address_host
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    slots = (host_slots or {}).get(get_address_host(worker.address)) or worker.state.nthreads
+    return max(1, _cpu_count() // max(1, slots))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _notebook_error(path: Path) -> str | None:
+    """``ename: evalue`` of the first error output in an executed notebook."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return _ANSI.sub("", f"{output.get('ename')}: {output.get('evalue')}")
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def execute(task: dict) -> dict:
+    """Runs one configuration through papermill in a child process; returns a result (never raises).
+
+    ``task`` holds plain data so that it can travel to a Dask worker: name, out, config, params,
+    notebook, cwd, kernel, threads, host_slots.
+    """
+    start = time.perf_counter()
+    out = Path(task["out"])
+    output_nb = out / "experiment.ipynb"
+    result = {"name": task["name"], "out": str(out), "notebook": str(output_nb), "status": "failed"}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        threads = task.get("threads") or _dask_threads(task.get("host_slots"))
+        params = {**task["params"], "threads": threads}
+        cmd = [sys.executable, "-m", "papermill", task["notebook"], str(output_nb), "-k", task["kernel"],
+               "--cwd", task["cwd"], "-y", _yaml(params), "--no-progress-bar", "--log-level", "WARNING"]
+        env = dict(os.environ)
+        if threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        with _children_lock:
+            _children.add(proc)
+        try:
+            _, stderr = proc.communicate()
+        finally:
+            with _children_lock:
+                _children.discard(proc)
+        result["threads"] = threads
+        if proc.returncode != 0:
+            error = _notebook_error(output_nb) or _last_line(stderr) or f"papermill exited with status {proc.returncode}"
+            result["error"] = f"{error} (see {output_nb})"
+            return result
+        record = json.loads((out / "metrics.json").read_text())
+        if record.get("config") != task["config"]:
+            result["error"] = "the notebook ran another configuration than asked (are all parameters passed?)"
+        elif record.get("status") != "finished":
+            result["error"] = f"the notebook ended but the run's status is {record.get('status')!r}"
+        else:
+            result.update(status="done", record=_summary(record))
+    except Exception as err:  # noqa: BLE001 - a failure of one configuration must not stop the grid
+        result["error"] = f"{type(err).__name__}: {err}"
+    finally:
+        result["elapsed_s"] = time.perf_counter() - start
+    return result
+
+
+def _summary(record: dict) -> dict:
+    last = record["epochs"][-1] if record.get("epochs") else {}
+    return {"test_acc": last.get("test_acc"), "train_loss": last.get("train_loss"),
+            "epochs": len(record.get("epochs", [])), "wall_time_s": record.get("wall_time_s")}
+
+
+def _interrupt_children() -> None:
+    with _children_lock:
+        children = list(_children)
+    for proc in children:  # papermill shuts its kernel down on SIGINT
+        try:
+            proc.send_signal(signal.SIGINT)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 20
+    for proc in children:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ---------------------------------------------------------------- the command
+
+def _describe(summary: dict | None) -> str:
+    if not summary:
+        return ""
+    acc, wall = summary.get("test_acc"), summary.get("wall_time_s")
+    parts = []
+    if acc is not None:
+        parts.append(f"test_acc {acc:.4f}")
+    if wall is not None:
+        parts.append(f"run {wall:.1f} s")
+    return "  ".join(parts)
+
+
+def _check_notebook(notebook: Path) -> None:
+    if not notebook.is_file():
+        raise GridError(f"notebook {notebook} not found")
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(notebook)))
+    missing = [p for p in NOTEBOOK_PARAMETERS if p not in declared]
+    if missing:
+        raise GridError(f"notebook {notebook} lacks the parameter(s) {', '.join(missing)}")
+
+
+def _check_device(name: str) -> None:
+    """The device's form (whether it exists is up to the machine that runs the configuration)."""
+    if name == "auto":
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise GridError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N") from err
+    if device.type not in ("cpu", "cuda"):
+        raise GridError(f"unsupported device {name!r}; allowed: auto, cpu, cuda, cuda:N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m snnlib.runner",
+        description="Run every configuration of a grid file through notebooks/experiment.ipynb "
+                    "(papermill), skipping finished runs and resuming interrupted ones.",
+        epilog="The grid file format and the results layout are described in the module docstring "
+               "(python -c 'import snnlib.runner; help(snnlib.runner)').")
+    parser.add_argument("grid", help="grid file (JSON)")
+    parser.add_argument("--jobs", type=int, default=None, help="configurations run at once on this machine (default 1)")
+    parser.add_argument("--scheduler", default=None,
+                        help="address of a running Dask distributed scheduler (tcp://HOST:PORT) to run on instead")
+    parser.add_argument("--results", default="results", help="results folder (default results/)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per run (default: cores // jobs, or per Dask host)")
+    parser.add_argument("--notebook", default=str(DEFAULT_NOTEBOOK), help="experiment notebook (default %(default)s)")
+    parser.add_argument("--dry-run", action="store_true", help="list the configurations and their state, run nothing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.jobs is not None and args.scheduler:
+            raise GridError("--jobs and --scheduler exclude each other (the cluster decides how many run at once)")
+        jobs = 1 if args.jobs is None else args.jobs
+        if jobs < 1:
+            raise GridError(f"--jobs must be a positive integer, got {jobs}")
+        if args.threads is not None and args.threads < 1:
+            raise GridError(f"--threads must be a positive integer, got {args.threads}")
+        _check_device(args.device)
+        grid = load_grid(args.grid)
+        specs = expand_grid(grid)
+    except GridError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    grid_root = Path(args.results).resolve() / grid["name"]
+    states = {spec.rel: run_state(spec, grid_root) for spec in specs}
+    if args.dry_run:
+        return _dry_run(grid, specs, states, grid_root)
+
+    todo = [s for s in specs if states[s.rel][0] in ("new", "partial")]
+    notebook = Path(args.notebook).resolve()
+    if todo:
+        try:
+            _check_notebook(notebook)
+        except GridError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    began = time.perf_counter()
+    n, width = len(specs), len(str(len(specs)))
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    failures: list[tuple[str, str]] = []
+    position = 0
+
+    def report(status: str, rel: str, detail: str) -> None:
+        nonlocal position
+        position += 1
+        counts[status] += 1
+        if status == "failed":
+            failures.append((rel, detail))
+        print(f"[{position:>{width}}/{n}] {status:<7} {rel}  {detail}".rstrip(), flush=True)
+
+    print(f"grid {grid['name']}: {n} configurations, {len(todo)} to run, results in {grid_root}", flush=True)
+    for spec in specs:
+        state, record, detail = states[spec.rel]
+        if state == "finished":
+            report("skipped", spec.rel, f"{_describe(_summary(record))}  (finished earlier)")
+        elif state in ("invalid", "foreign"):
+            report("failed", spec.rel, detail)
+
+    tasks = []
+    for spec in todo:
+        state, record, _ = states[spec.rel]
+        out = grid_root / spec.rel
+        tasks.append({"name": spec.rel, "out": str(out), "config": spec.config,
+                      "params": notebook_parameters(spec.kwargs, out, args.device),
+                      "notebook": str(notebook), "cwd": str(notebook.parent), "kernel": KERNEL,
+                      "threads": args.threads, "host_slots": None,
+                      "resumed_after": len(record.get("epochs", [])) if state == "partial" and record else 0})
+
+    def finish(task: dict, result: dict) -> None:
+        if result["status"] == "done":
+            detail = f"{_describe(result['record'])}  total {result['elapsed_s']:.1f} s"
+            if task["resumed_after"]:
+                detail += f"  (resumed after epoch {task['resumed_after']})"
+            report("done", task["name"], detail)
+        else:
+            report("failed", task["name"], result.get("error", "unknown error"))
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def _on_term(signum, frame):
+            raise KeyboardInterrupt
+        previous = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        if tasks and args.scheduler:
+            code = _run_dask(args, tasks, finish)
+            if code:
+                return code
+        elif tasks:
+            _run_local(tasks, jobs, finish)
+    except KeyboardInterrupt:
+        print(f"interrupted; run the same command again to resume ({counts['done']} done this time)",
+              file=sys.stderr, flush=True)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+    elapsed = time.perf_counter() - began
+    print(f"grid {grid['name']}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
+          f"of {n} configurations in {elapsed:.1f} s", flush=True)
+    if failures:
+        print(f"{len(failures)} configuration(s) failed:", flush=True)
+        for rel, detail in failures:
+            print(f"  {rel}: {detail}", flush=True)
+        return 1
+    return 0
+
+
+def _run_local(tasks: list[dict], jobs: int, finish) -> None:
+    threads = max(1, _cpu_count() // jobs)
+    for task in tasks:
+        task["threads"] = task["threads"] or threads
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(execute, task): task for task in tasks}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        _interrupt_children()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_dask(args: argparse.Namespace, tasks: list[dict], finish) -> int:
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_as_completed
+    except ImportError:
+        print("error: --scheduler needs the 'distributed' package", file=sys.stderr)
+        return 2
+    try:
+        client = Client(args.scheduler, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as err:
+        print(f"error: cannot connect to the Dask scheduler at {args.scheduler}: {err}", file=sys.stderr)
+        return 2
+    try:
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        except TypeError:  # older distributed
+            workers = client.scheduler_info()["workers"]
+        slots: dict[str, int] = {}
+        for info in workers.values():
+            slots[info["host"]] = slots.get(info["host"], 0) + int(info["nthreads"])
+        futures = {}
+        for task in tasks:
+            task["host_slots"] = slots
+            key = f"snnlib-run-{task['name']}-{time.time_ns()}"
+            futures[client.submit(execute, task, key=key, pure=False, retries=0)] = task
+        try:
+            for future in dask_as_completed(list(futures)):
+                task = futures[future]
+                try:
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 - a lost worker fails this configuration only
+                    result = {"status": "failed", "error": f"{type(err).__name__} on the cluster: {err}"}
+                finish(task, result)
+        except KeyboardInterrupt:
+            client.cancel(list(futures))  # runs already started finish on their workers
+            raise
+    finally:
+        client.close()
+    return 0
+
+
+def _dry_run(grid: dict, specs: list[RunSpec], states: dict, grid_root: Path) -> int:
+    print(f"grid {grid['name']}: {len(specs)} configurations, results in {grid_root}")
+    counts: dict[str, int] = {}
+    for spec in specs:
+        state, record, detail = states[spec.rel]
+        counts[state] = counts.get(state, 0) + 1
+        if state == "finished":
+            detail = _describe(_summary(record))
+        print(f"  {state:<8} {spec.rel}  {detail}".rstrip())
+    print(", ".join(f"{counts[s]} {s}" for s in ("new", "partial", "finished", "invalid", "foreign") if s in counts))
+    return 1 if counts.get("invalid") or counts.get("foreign") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
