@@ -200,12 +200,12 @@ def _fmt(value: object) -> str:
     if isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, float):
-        text = format(value, "g")
+        text = repr(value).removesuffix(".0")  # exact: distinct numbers never share a folder
     elif value is None:
         text = "none"
     else:
         text = str(value)
-    return re.sub(r"[^A-Za-z0-9._-]", "-", text)
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", text)
 
 
 def run_folder(kwargs: dict, varied: dict | None = None) -> str:
@@ -260,7 +260,7 @@ def expand_grid(grid: dict) -> list[RunSpec]:
                 spec.error = str(err)
             other = by_folder.get(spec.rel)
             if other is not None:
-                if other.kwargs == spec.kwargs:
+                if other.kwargs == spec.kwargs or (other.config is not None and other.config == spec.config):
                     continue  # the same configuration twice: run it once
                 raise GridError(f"configurations {other.index} and {spec.index} differ but both map to folder "
                                 f"{spec.rel}: {other.kwargs} vs {spec.kwargs}")
@@ -669,4 +669,7 @@ def _dry_run(grid: dict, specs: list[RunSpec], states: dict, grid_root: Path) ->
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module, not this __main__ copy, so that Dask pickles ``execute`` by reference.
+    from snnlib.runner import main as _main
+
+    sys.exit(_main())
