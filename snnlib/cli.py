@@ -94,11 +94,18 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line ``error: ...`` on stderr and exit status 2, like every other error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="python -m snnlib",
         description="SRM spiking network and the dropout family (Lyu and Yin reproduction).")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrors)
     _add_train(sub)
     f = sub.add_parser("fetch", help="download, verify and cache the datasets",
                        description="Fetch and verify real MNIST / CIFAR-10 into the data folder "

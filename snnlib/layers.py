@@ -55,7 +55,7 @@ class SRMLayer(nn.Module):
         self.weight_events = nn.Parameter(
             torch.randn(in_features, K, out_features) * std + init_mean * std
         )
-        self._kernels: dict[tuple[int, str], torch.Tensor] = {}
+        self._kernels: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 
     @property
     def weight(self) -> torch.Tensor:
@@ -69,9 +69,10 @@ class SRMLayer(nn.Module):
     def kernel(self, T: int) -> torch.Tensor:
         """Cached ``(T, T)`` Toeplitz matrix of eq 2 on the weights' device."""
         self._check_window(T)
-        key = (T, str(self.weight_events.device))
+        w = self.weight_events
+        key = (T, str(w.device), w.dtype)
         if key not in self._kernels:
-            self._kernels[key] = kernel_matrix(T, self.tau, self.weight_events.device)
+            self._kernels[key] = kernel_matrix(T, self.tau, w.device, w.dtype)
         return self._kernels[key]
 
     def bags(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:

@@ -262,9 +262,9 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
     if existing is not None and existing.get("status") == "finished":
         log(f"{out}: already finished ({len(existing['epochs'])} epochs), nothing to do")
         return existing
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     train_set, test_set = _load_data(config, dev)
+    out.mkdir(parents=True, exist_ok=True)
     model = SRMNetwork(config.network_config()).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  fused=True)
