@@ -34,9 +34,9 @@ lint: venv
 unit-tests: venv data
 	$(VENV)/bin/pytest -q
 
-test: venv data vendor lint
+# The book is built first so that tests/test_book.py checks the rendered pages.
+test: venv data vendor lint book
 	$(VENV)/bin/pytest -q --nbval
-	$(MAKE) book
 
 bench-deps: venv
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-bench.txt
