@@ -83,7 +83,8 @@ def records_table(records: Iterable[dict]) -> list[dict]:
     return rows
 
 
-def _order(key: str, value: object) -> tuple:
+def value_order(key: str, value: object) -> tuple:
+    """Sort key of a configuration value: datasets, kinds and sites in the library's order, numbers ascending."""
     orders = {"dataset": DATASETS, "variant": KINDS, "site": SITES}
     if key in orders and value in orders[key]:
         return (0, orders[key].index(value), "")
@@ -102,7 +103,7 @@ def group_runs(records: Iterable[dict], keys: Sequence[str] = GROUP_KEYS) -> dic
     groups: dict[tuple, list[dict]] = {}
     for record in records:
         groups.setdefault(run_key(record, keys), []).append(record)
-    ordered = sorted(groups, key=lambda k: tuple(_order(name, v) for name, v in zip(keys, k, strict=True)))
+    ordered = sorted(groups, key=lambda k: tuple(value_order(name, v) for name, v in zip(keys, k, strict=True)))
     return {k: sorted(groups[k], key=lambda r: r["config"].get("seed", 0)) for k in ordered}
 
 
@@ -227,7 +228,7 @@ def plot_grid_curves(records: Iterable[dict], dataset: str, metric: str, ax: plt
 
 def plot_comparison(records: Iterable[dict], dataset: str, metric: str, baseline: str = "none",
                     time_consistent: bool | None = False, site: str | None = "current",
-                    kinds: Sequence[str] | None = None, panel_size: tuple[float, float] = (3.6, 3.0)) -> plt.Figure:
+                    kinds: Sequence[str] | None = None, panel_size: tuple[float, float] = (4.2, 3.2)) -> plt.Figure:
     """The base network against each dropout kind, one panel per kind: ``metric`` against epoch,
     mean ± std over seeds, for ``dataset`` (the layout of the paper's Figures 2-5).
 
@@ -240,7 +241,7 @@ def plot_comparison(records: Iterable[dict], dataset: str, metric: str, baseline
     others = _filter([r for r in records if r["config"].get("variant") != baseline],
                      time_consistent=time_consistent, site=site)
     kinds = list(kinds) if kinds is not None else [k for k in KINDS if k != baseline]
-    cols = min(len(kinds), 5) or 1
+    cols = min(len(kinds), 3) or 1
     rows = max(1, math.ceil(len(kinds) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows + 0.4),
                              squeeze=False, sharex=True, sharey=True)
@@ -252,15 +253,18 @@ def plot_comparison(records: Iterable[dict], dataset: str, metric: str, baseline
         for runs in groups.values():
             plot_band(ax, runs, metric, label=group_label(runs[0]["config"]), **_style(runs[0]["config"]))
         ax.set_title(KIND_NAMES.get(kind, kind), fontsize="medium")
-        if not base and not groups:
-            ax.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=ax.transAxes, color="0.4")
-        else:
+        if not groups:
+            ax.text(0.5, 0.5, f"no {KIND_NAMES.get(kind, kind)} runs yet", ha="center", va="center",
+                    transform=ax.transAxes, color="0.4")
+        if base or groups:
             ax.legend(fontsize="x-small")
         ax.grid(alpha=0.3)
     for ax in flat[len(kinds):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel("epoch")
+    for i, ax in enumerate(flat[:len(kinds)]):
+        if i + cols >= len(kinds):  # nothing drawn below it
+            ax.set_xlabel("epoch")
+            ax.tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel(metric_label(metric))
     fig.suptitle(f"{DATASET_NAMES.get(dataset, dataset)}: {METRIC_NAMES.get(metric, metric)}, "
@@ -312,7 +316,7 @@ def format_final_table(rows: Sequence[dict]) -> str:
     head = ["dataset", "dropout", "p", "mask", "site", "n", "test accuracy (%)", "training loss"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        unfinished = f" (+{r['unfinished']} running)" if r.get("unfinished") else ""
+        unfinished = f" (+{r['unfinished']} unfinished)" if r.get("unfinished") else ""
         cells = [DATASET_NAMES.get(r.get("dataset"), str(r.get("dataset"))), str(r.get("variant")), str(r.get("p")),
                  "per sample" if r.get("time_consistent") else "per step", str(r.get("site")),
                  f"{r['n']}{unfinished}", _pm(r["test_acc_mean"], r["test_acc_std"], 100.0, 2),

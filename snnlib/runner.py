@@ -59,8 +59,18 @@ ADDRESS`` submits every configuration to an existing Dask distributed cluster in
 must be installed there, and the workers must see this checkout and the results folder at the same
 paths); each run gets max(1, host cores // task slots on that host) threads. ``--threads`` overrides both.
 
-Exit status: 0 when every configuration is finished; 1 when some failed (all listed at the end); 2 for a
-bad grid file or bad options; 130 when interrupted (run the same command again to resume).
+Each configuration prints one line as it ends: ``done`` (test accuracy, training time, total time),
+``skipped`` (finished earlier) or ``failed`` (the error, and the executed notebook to look at); a summary
+and the list of failures come last. ``--dry-run`` lists every configuration with its state (new, partial,
+finished, invalid, foreign: a folder that holds another run) and runs nothing.
+
+Do not point two runners at the same results folder at once. When the runner is killed, a kernel it
+started notices within a second that its parent is gone and exits; Ctrl-C or SIGTERM shut the kernels down
+cleanly. With ``--scheduler``, configurations already started keep running on the cluster.
+
+Exit status: 0 when every configuration is finished; 1 when some failed (all listed at the end), or, with
+``--dry-run``, when some configuration is invalid or foreign; 2 for a bad grid file or bad options; 130 when
+interrupted (run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -498,6 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr, flush=True)
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.jobs is not None and args.scheduler:
             raise GridError("--jobs and --scheduler exclude each other (the cluster decides how many run at once)")

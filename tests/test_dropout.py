@@ -279,3 +279,17 @@ def test_paper_scaling_and_inverted_dropout_agree_in_expectation(p):
     assert torch.allclose(inverted_train.mean(0), x, rtol=0, atol=0.03 / (1 - p))
     assert torch.allclose(dropout_test_scaling(inverted_train, p), paper_train, rtol=1e-6, atol=1e-6)
     assert torch.allclose(paper_test, x * (1 - p))
+
+
+def test_time_consistent_element_masks_equal_the_channel_kinds():
+    """On a fully connected layer a channel is a neuron: with one mask per sample kept over
+    time, element dropout IS dropout2d / feature dropout, and alpha IS feature alpha
+    (same seed, identical output). The study's remedy grid relies on this identity."""
+    x = torch.randn(8, 16, 32)
+    pairs = [("dropout", "dropout2d"), ("dropout", "feature"), ("alpha", "feature_alpha")]
+    for element_kind, channel_kind in pairs:
+        torch.manual_seed(3)
+        a = make_dropout(element_kind, 0.5, time_consistent=True).train()(x)
+        torch.manual_seed(3)
+        b = make_dropout(channel_kind, 0.5).train()(x)
+        assert torch.equal(a, b), (element_kind, channel_kind)

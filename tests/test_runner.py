@@ -1,0 +1,369 @@
+"""The grid runner (``python -m snnlib.runner``): grid files, results layout, skipping finished runs,
+failures reported at the end, a kill in the middle of a grid and its resumption, ``--jobs`` and Dask.
+
+The runs are tiny (a few hundred MNIST samples, one or two epochs); most of the time goes into starting
+kernels, so the integration tests share as few runner invocations as they can. They read the real MNIST
+cache (``data/``, as the kernels do) and are skipped when it is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from snnlib import runner
+
+ROOT = Path(__file__).resolve().parent.parent
+GRIDS = ROOT / "grids"
+SMOKE = GRIDS / "smoke.json"
+CORES = runner._cpu_count()
+
+
+def run_runner(*args: object, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The runner as a user starts it, from another folder than the project."""
+    return subprocess.run([sys.executable, "-m", "snnlib.runner", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_grid(folder: Path, grid: dict) -> Path:
+    path = folder / f"{grid.get('name', 'grid')}.json"
+    path.write_text(json.dumps(grid))
+    return path
+
+
+def rels(grid: dict) -> list[str]:
+    return [spec.rel for spec in runner.expand_grid(grid)]
+
+
+def lines_with(text: str, word: str) -> list[str]:
+    return [line for line in text.splitlines() if f"] {word}" in line]
+
+
+# ---------------------------------------------------------------- grid files (no kernels)
+
+def test_smoke_grid_expands_to_the_documented_layout():
+    grid = runner.load_grid(SMOKE)
+    assert rels(grid) == ["mnist/none_p0_step_current/seed0", "mnist/dropout_p0.5_step_current/seed0",
+                          "mnist/none_p0_step_current/seed1", "mnist/dropout_p0.5_step_current/seed1"]
+    specs = runner.expand_grid(grid)
+    assert all(s.error is None for s in specs)
+    assert {(s.config["epochs"], s.config["train_subset"], s.config["test_subset"]) for s in specs} == {(1, 300, 200)}
+
+
+def test_project_grids_are_valid_and_complete():
+    paper = runner.expand_grid(runner.load_grid(GRIDS / "paper.json"))
+    assert len(paper) == 2 * 6 * 5 and all(s.error is None for s in paper)
+    assert {s.rel.split("/")[1] for s in paper} == {
+        "none_p0_step_current", "dropout_p0.5_step_current", "dropout2d_p0.5_step_current",
+        "feature_p0.5_step_current", "feature_alpha_p0.5_step_current", "alpha_p0.5_step_current"}
+    assert {s.config["epochs"] for s in paper} == {20}
+    assert {s.config["train_subset"] for s in paper} == {None}
+    remedy = runner.expand_grid(runner.load_grid(GRIDS / "remedy.json"))
+    assert len(remedy) == 2 * 2 * 5 and all(s.config["time_consistent"] for s in remedy)
+    assert {s.rel.split("/")[1] for s in remedy} == {"dropout_p0.5_consistent_current", "alpha_p0.5_consistent_current"}
+    sensitivity = runner.expand_grid(runner.load_grid(GRIDS / "sensitivity.json"))
+    assert len(sensitivity) == (4 * 2 + 2) * 3 and all(s.error is None for s in sensitivity)
+    assert {s.config["site"] for s in sensitivity} == {"current", "hidden", "input"}
+    assert {(s.config["p"], s.config["time_consistent"]) for s in sensitivity if s.config["site"] == "current"} == {
+        (p, tc) for p in (0.1, 0.2, 0.3, 0.5) for tc in (False, True)}
+
+
+def test_other_fields_become_a_folder_suffix_and_duplicates_run_once():
+    grid = runner.check_grid({"name": "g", "base": {"lr": 1e-3, "network": {"K": 4}},
+                              "axes": {"network.tau": [2.0, 4.0]},
+                              "runs": [{"variant": "dropout", "p": 0.5, "weight_decay": 1e-5},
+                                       {"variant": "dropout", "p": 0.5, "weight_decay": 1e-5}]})
+    specs = runner.expand_grid(grid)
+    assert [s.rel for s in specs] == ["mnist/dropout_p0.5_step_current_network.tau2_weight_decay1e-05/seed0",
+                                      "mnist/dropout_p0.5_step_current_network.tau4_weight_decay1e-05/seed0"]
+    assert specs[1].config["network"]["tau"] == 4.0 and specs[1].config["network"]["K"] == 4
+    assert specs[1].config["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("value", [1e-05, 2.5e-07, 1e20, 0.5, 0.0, 3, True, None, "a b",
+                                   {"lr": 1e-05, "network": {"tau": 4.0}}, [1, 2.0]])
+def test_parameters_survive_papermills_yaml(value):
+    assert yaml.safe_load(runner._yaml(value)) == value
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"base": {}}', "'name'"),
+    ('{"name": "../up"}', "'name'"),
+    ('{"name": "g", "extra": 1}', "unknown key"),
+    ('{"name": "g", "base": {"learning_rate": 0.1}}', "unknown field 'learning_rate'"),
+    ('{"name": "g", "axes": {"seed": 3}}', "non-empty list"),
+    ('{"name": "g", "axes": {"seed": []}}', "non-empty list"),
+    ('{"name": "g", "axes": {"network": [{"tau": 2}]}}', "network.NAME"),
+    ('{"name": "g", "runs": {"variant": "none"}}', "'runs' must be a list"),
+    ('{"name": "g", "axes": {"seed": [0, 1]}, "runs": [{"seed": 2}]}', "which is an axis"),
+    ('{"name": "g", "runs": [{"lr": 0.1}, {"lr": 0.1, "batch_size": 64, "network": {}}, '
+     '{"lr": 0.1, "epochs": 3}]}', None),  # valid: three different folders
+    ('{"name": "g", "base": {"lr": 0.1}, "runs": [{}, {"epochs": 3}]}', None),
+    ('{"name": "g", "base": {"epochs": 3}, "runs": [{}, {"network.tau": 2.0}]}', None),
+])
+def test_bad_grid_files_exit_2_with_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "grid.json"
+    path.write_text(content)
+    code = runner.main([str(path), "--results", str(tmp_path / "results"), "--dry-run"])
+    err = capsys.readouterr().err
+    if message is None:
+        assert code == 0, err
+        return
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and message in err, err
+    assert not (tmp_path / "results").exists()
+
+
+def test_duplicates_run_once_and_two_configurations_in_one_folder_are_a_bad_grid(tmp_path, capsys):
+    path = write_grid(tmp_path, {"name": "g", "runs": [{"p": 0.0}, {"p": 0}, {"variant": "none"}]})
+    assert runner.main([str(path), "--dry-run", "--results", str(tmp_path)]) == 0  # the same configuration
+    assert capsys.readouterr().out.count("  new ") == 1
+    path.write_text(json.dumps({"name": "g", "runs": [{"variant": "dropout", "p": 0.5},
+                                                      {"variant": "dropout", "p": "0.5"}]}))
+    assert runner.main([str(path), "--dry-run", "--results", str(tmp_path)]) == 2
+    assert "both map to folder mnist/dropout_p0.5_step_current/seed0" in capsys.readouterr().err
+
+
+def test_bad_options_exit_2(tmp_path, capsys):
+    for argv in ([str(tmp_path / "missing.json")], [str(SMOKE), "--jobs", "0"], [str(SMOKE), "--device", "gpu0"],
+                 [str(SMOKE), "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1"], [str(SMOKE), "--threads", "0"]):
+        assert runner.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+
+
+def test_dry_run_lists_states_without_running(tmp_path, capsys):
+    grid = runner.load_grid(SMOKE)
+    assert runner.main([str(SMOKE), "--results", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("  new ") == 4 and "4 new" in out
+    assert not (tmp_path / "smoke").exists()
+    # a folder that holds another run is reported, not overwritten
+    folder = tmp_path / "smoke" / rels(grid)[0]
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"config": {"dataset": "cifar10"}, "epochs": []}))
+    assert runner.main([str(SMOKE), "--results", str(tmp_path), "--dry-run"]) == 1
+    assert "foreign" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- runs (kernels)
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory, real_data_dir):
+    """The smoke grid run once with --jobs 2: (results folder, completed process, seconds)."""
+    results = tmp_path_factory.mktemp("smoke") / "results"
+    start = time.perf_counter()
+    proc = run_runner(SMOKE, "--results", results, "--jobs", 2, "--device", "cpu", cwd=results.parent)
+    return results, proc, time.perf_counter() - start
+
+
+def check_finished_grid(grid_root: Path, expected: list[str]) -> dict[str, dict]:
+    found = sorted(p.parent.relative_to(grid_root).as_posix() for p in grid_root.glob("**/metrics.json"))
+    assert found == sorted(expected)
+    records = {}
+    for rel in expected:
+        record = json.loads((grid_root / rel / "metrics.json").read_text())
+        assert record["status"] == "finished", rel
+        assert len(record["epochs"]) == record["config"]["epochs"]
+        assert (grid_root / rel / "experiment.ipynb").is_file()  # the executed notebook, next to the record
+        records[rel] = record
+    return records
+
+
+def test_smoke_grid_with_two_jobs(smoke_results):
+    results, proc, _ = smoke_results
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    grid = runner.load_grid(SMOKE)
+    records = check_finished_grid(results / "smoke", rels(grid))
+    for spec in runner.expand_grid(grid):
+        assert records[spec.rel]["config"] == spec.config
+    assert len(lines_with(proc.stdout, "done")) == 4
+    assert "4 done, 0 skipped, 0 failed" in proc.stdout
+    # --jobs 2 shares the cores: each run's torch got cores // 2 threads
+    nb = json.loads((results / "smoke" / rels(grid)[0] / "experiment.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["parameters"]["threads"] == max(1, CORES // 2)
+
+
+def test_finished_runs_are_skipped_without_a_kernel(smoke_results):
+    results, proc, _ = smoke_results
+    assert proc.returncode == 0
+    files = sorted(p for p in (results / "smoke").glob("**/*") if p.is_file())
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
+    again = run_runner(SMOKE, "--results", results, cwd=results.parent)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(lines_with(again.stdout, "skipped")) == 4 and "0 done, 4 skipped" in again.stdout
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == before  # notebooks untouched too
+
+
+def test_plots_read_the_layout_and_survive_empty_and_partial_grids(smoke_results, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snnlib import plots
+
+    results, proc, _ = smoke_results
+    assert proc.returncode == 0
+    records = plots.load_records(results / "smoke")
+    assert [r["path"] for r in records] == sorted(rels(runner.load_grid(SMOKE)))
+    groups = plots.group_runs(records)
+    assert [k[1] for k in groups] == ["none", "dropout"] and all(len(v) == 2 for v in groups.values())
+    rows = plots.final_table(records)
+    assert [(r["variant"], r["n"], r["seeds"]) for r in rows] == [("none", 2, [0, 1]), ("dropout", 2, [0, 1])]
+    assert "| MNIST | dropout | 0.5 | per step | current | 2 |" in plots.format_final_table(rows)
+    # the smoke runs as part of a bigger grid: seeds 2 and 3 missing, one of them started
+    expected = [f"mnist/{c}/seed{k}" for c in ("none_p0_step_current", "dropout_p0.5_step_current") for k in range(4)]
+    partial = [*records, {**records[0], "path": "mnist/none_p0_step_current/seed2", "status": "running"}]
+    assert plots.describe_missing(expected, partial) == [
+        "mnist/none_p0_step_current: seed 3 missing; seed 2 unfinished",
+        "mnist/dropout_p0.5_step_current: seeds 2, 3 missing"]
+    for recs in (records, partial, []):
+        for metric in ("train_loss", "test_acc"):
+            plt.close(plots.plot_comparison(recs, "mnist", metric))
+            plt.close(plots.plot_comparison(recs, "cifar10", metric))
+            plt.close(plots.plot_grid_curves(recs, "mnist", metric).figure)
+    plt.close(plots.plot_run(records[0]))
+    assert plots.load_records(tmp_path / "nothing") == [] and plots.final_table([]) == []
+    assert plots.format_final_table([]) == "_No runs yet._"
+
+
+def test_failures_are_reported_at_the_end(tmp_path, real_data_dir):
+    # one good configuration; one invalid (p = 1.5: caught before any kernel starts); one that fails inside its
+    # notebook (a subset larger than MNIST: known only once the data is loaded); one whose folder holds another run
+    grid = {"name": "fail", "base": {"dataset": "mnist", "epochs": 1, "train_subset": 300, "test_subset": 200},
+            "runs": [{"variant": "dropout", "p": 1.5}, {"variant": "none", "p": 0.0, "train_subset": 10**7},
+                     {"variant": "dropout", "p": 0.5, "seed": 3}, {"variant": "none", "p": 0.0}]}
+    path = write_grid(tmp_path, grid)
+    invalid, in_notebook, foreign, ok = rels(grid)
+    planted = tmp_path / "results" / "fail" / foreign
+    planted.mkdir(parents=True)
+    (planted / "metrics.json").write_text(json.dumps({"config": {"dataset": "cifar10"}, "epochs": []}))
+
+    proc = run_runner(path, "--results", tmp_path / "results", "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 done, 0 skipped, 3 failed" in proc.stdout
+    assert len(lines_with(proc.stdout, "done")) == 1 and ok in lines_with(proc.stdout, "done")[0]
+    summary = proc.stdout.split("3 configuration(s) failed:")[1]
+    assert f"{invalid}: invalid configuration: dropout probability p must be in [0, 1), got 1.5" in summary
+    assert f"{in_notebook}: ValueError: subset size must be in" in summary
+    assert f"(see {tmp_path / 'results' / 'fail' / in_notebook / 'experiment.ipynb'})" in summary
+    assert f"{foreign}: " in summary and "different configuration" in summary
+    assert json.loads((tmp_path / "results" / "fail" / ok / "metrics.json").read_text())["status"] == "finished"
+    assert json.loads((planted / "metrics.json").read_text()) == {"config": {"dataset": "cifar10"}, "epochs": []}
+    assert not (tmp_path / "results" / "fail" / invalid).exists()
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[1])
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = stat[1]
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the kernels")
+def test_killed_grid_resumes_without_repeating_or_losing_runs(tmp_path, real_data_dir):
+    # Two runs, one after the other; SIGKILL the runner, papermill and the kernel once the first run has
+    # finished and the second is between its two epochs.
+    grid = {"name": "kill", "base": {"dataset": "mnist", "variant": "dropout", "p": 0.5, "epochs": 2,
+                                     "train_subset": 600, "test_subset": 200},
+            "axes": {"seed": [0, 1]}}
+    path = write_grid(tmp_path, grid)
+    first, second = rels(grid)
+    grid_root = tmp_path / "results" / "kill"
+    log = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "snnlib.runner", str(path), "--results", str(tmp_path / "results"),
+                             "--device", "cpu"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+    def record(rel: str) -> dict | None:
+        try:
+            return json.loads((grid_root / rel / "metrics.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            a, b = record(first), record(second)
+            if a and a["status"] == "finished" and b and b["status"] == "running" and len(b["epochs"]) >= 1:
+                break
+            assert proc.poll() is None, "the grid ended before it could be interrupted: " + \
+                (tmp_path / "first.log").read_text()
+            assert time.monotonic() < deadline, "timed out waiting for the second run's first epoch"
+            time.sleep(0.01)
+        # A hard stop of everything: the runner's process group (runner and papermill) and the kernel, which
+        # runs in a session of its own (left alone, it would notice its parent is gone within a second).
+        processes = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in processes:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.close()
+    deadline = time.monotonic() + 30
+    while any((s := _proc_stat(p)) is not None and s[0] != "Z" for p in processes):
+        assert time.monotonic() < deadline, "a process of the runner survived SIGKILL"
+        time.sleep(0.1)
+
+    finished_before = (grid_root / first / "metrics.json").read_bytes()
+    partial = record(second)
+    assert partial["status"] == "running" and 1 <= len(partial["epochs"]) < 2
+
+    proc = run_runner(path, "--results", tmp_path / "results", "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(lines_with(proc.stdout, "skipped")) == 1 and first in lines_with(proc.stdout, "skipped")[0]
+    resumed = lines_with(proc.stdout, "done")
+    assert len(resumed) == 1 and second in resumed[0]
+    assert f"resumed after epoch {len(partial['epochs'])}" in resumed[0]
+    records = check_finished_grid(grid_root, [first, second])
+    assert (grid_root / first / "metrics.json").read_bytes() == finished_before  # not repeated
+    final = records[second]
+    # the epochs done before the kill were kept, timings included (a rerun from scratch would change them)
+    assert final["epochs"][:len(partial["epochs"])] == partial["epochs"]
+    assert [e["epoch"] for e in final["epochs"]] == [1, 2]
+
+
+def test_dask_scheduler(tmp_path, real_data_dir):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        proc = run_runner(SMOKE, "--results", tmp_path / "results", "--scheduler", cluster.scheduler_address,
+                          "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    grid = runner.load_grid(SMOKE)
+    check_finished_grid(tmp_path / "results" / "smoke", rels(grid))
+    assert "4 done, 0 skipped, 0 failed" in proc.stdout
+    # two task slots on this host share its cores
+    nb = json.loads((tmp_path / "results" / "smoke" / rels(grid)[0] / "experiment.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["parameters"]["threads"] == max(1, CORES // 2)
