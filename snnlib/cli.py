@@ -40,7 +40,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--T", type=int, default=NET_DEFAULTS.T, help=f"simulation steps (default {NET_DEFAULTS.T})")
     p.add_argument("--K", type=int, default=NET_DEFAULTS.K, help=f"sub-synapses per connection (default {NET_DEFAULTS.K})")
     p.add_argument("--delay-spread", type=int, default=NET_DEFAULTS.delay_spread,
-                   help="steps between the K delays 0, s, 2s, ... (default 1)")
+                   help=f"steps between the K delays 0, s, 2s, ... (default {NET_DEFAULTS.delay_spread})")
     p.add_argument("--tau", type=float, default=NET_DEFAULTS.tau, help=f"kernel time constant (default {NET_DEFAULTS.tau})")
     p.add_argument("--threshold", type=float, default=NET_DEFAULTS.threshold,
                    help=f"firing threshold (default {NET_DEFAULTS.threshold})")
