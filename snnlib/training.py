@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -338,6 +339,8 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
     _, per_neuron = evaluate(model, test_set, per_neuron=True)
     record.update(per_neuron)
     record["hidden_importance"] = model.hidden_importance().tolist()
+    # the process's peak resident memory (data, model, training); ru_maxrss is in kB on Linux
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     record["status"] = "finished"
     write_json_atomic(out / "metrics.json", record)
     last = record["epochs"][-1]
