@@ -96,12 +96,13 @@ class RunError(RuntimeError):
 # ---------------------------------------------------------------- provenance
 
 def git_commit() -> tuple[str, bool]:
-    """(commit hash, working tree dirty) of the project, or ("unknown", False)."""
+    """(commit hash, snnlib differs from it) of the project, or ("unknown", False)."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        # dirty = the library itself differs from the commit (edits to notebooks or docs don't count)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "snnlib"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip() != ""
         return commit or "unknown", dirty
     except (OSError, subprocess.SubprocessError):
