@@ -351,7 +351,7 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
 
 def timing_free(record: dict) -> dict:
     """The record without fields that measure time or provenance (for equality checks)."""
-    drop = {"wall_time_s", "train_samples_per_s", "git_commit", "git_dirty", "device_name"}
+    drop = {"wall_time_s", "train_samples_per_s", "git_commit", "git_dirty", "device_name", "peak_rss_mb"}
     clean = {k: v for k, v in record.items() if k not in drop}
     clean["epochs"] = [{k: v for k, v in e.items() if k not in drop} for e in record["epochs"]]
     return clean
