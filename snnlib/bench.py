@@ -232,12 +232,12 @@ def _probe_in_subprocess(name: str, competitor: str, args: argparse.Namespace) -
 
 
 def _candidates(name: str, device: torch.device, batch_size: int, variant: str, p: float,
-                competitors: list[str]) -> dict[str, Callable[[int], None] | None]:
+                competitors: list[str], **network: int) -> dict[str, Callable[[int], None] | None]:
     """A training-step function per competitor, all on the same real batches of ``name``."""
     images, labels = D.load(name, "test")
     n = batch_size * 8
     encoded = D.encode(images[:n], labels[:n], t_enc=12, device=device)
-    config = NetworkConfig(in_features=encoded.features, dropout=variant, p=p)
+    config = NetworkConfig(**{"in_features": encoded.features, "dropout": variant, "p": p, **network})
     T = config.T
     batches = [encoded.batch(torch.arange(i * batch_size, (i + 1) * batch_size, device=device))
                for i in range(8)]
@@ -303,6 +303,24 @@ def bench_dataset(name: str, device: torch.device, args: argparse.Namespace,
     return results
 
 
+SCALING = {"T": [16, 24, 32, 48], "K": [2, 4, 8], "hidden": [64, 128, 256]}
+
+
+def scaling(device: torch.device, args: argparse.Namespace, log: Callable[[str], None] = print) -> list[dict]:
+    """snnlib alone: how throughput changes with T, K and the hidden size (one at a time)."""
+    results = []
+    for name in args.datasets:
+        for factor, values in SCALING.items():
+            for value in values:
+                step = _candidates(name, device, args.batch_size, args.variant, args.p, ["snnlib"],
+                                   **{factor: value})["snnlib"]
+                r = measure(step, args.batch_size, device, args.warmup, args.repeats, args.steps)
+                r.update(dataset=name, competitor="snnlib", factor=factor, value=value)
+                results.append(r)
+                log(f"{name:8s} {factor:6s} = {value:4d}  {r['samples_per_s']:9.0f} samples/s")
+    return results
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"], help="mnist and/or cifar10")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -316,6 +334,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="any of snnlib dense snntorch spikingjelly")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--scaling", action="store_true",
+                   help="instead: snnlib's throughput as T, K and the hidden size vary (one at a time)")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: one fresh-process probe
 
 
@@ -339,9 +359,8 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
           f"batch {args.batch_size}, snnlib variant {args.variant} p={args.p}")
-    results = []
-    for name in args.datasets:
-        results += bench_dataset(name, device, args)
+    results = scaling(device, args) if args.scaling else [
+        r for name in args.datasets for r in bench_dataset(name, device, args)]
     if args.json:
         Path(args.json).write_text(json.dumps({"device": str(device), "threads": torch.get_num_threads(),
                                                "torch": torch.__version__, "batch_size": args.batch_size,
