@@ -83,3 +83,37 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
 def chance_top_k_overlap(n: int, k: int = 10) -> float:
     """Expected top-``k`` overlap of two unrelated rankings of ``n`` neurons: ``k^2 / n``."""
     return k * k / n
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    """Agreement of hidden-neuron importance rankings (see :func:`rank_agreement`)."""
+
+    seeds: tuple[int, ...]  # seeds with both a base and a variant vector
+    same_seed_overlap: tuple[int, ...]  # top-k overlap, variant vs base of the same seed
+    same_seed_tau: tuple[float, ...]  # Kendall tau, variant vs base of the same seed
+    base_pairs: tuple[tuple[int, int], ...]  # all pairs of base seeds
+    between_seed_overlap: tuple[int, ...]  # top-k overlap, base vs base of another seed
+    between_seed_tau: tuple[float, ...]  # Kendall tau, base vs base of another seed
+    chance_overlap: float  # k^2 / n (NaN without vectors)
+
+
+def rank_agreement(base: dict[int, Sequence[float]], variant: dict[int, Sequence[float]],
+                   k: int = 10) -> RankAgreement:
+    """Top-``k`` overlap and Kendall tau of importance vectors keyed by seed: each ``variant`` vector
+    against the ``base`` vector of the same seed, and every pair of ``base`` vectors of different seeds.
+
+    A seed fixes the initial weights, so neuron IDs are comparable within a seed; between seeds they are
+    unrelated and the between-seed numbers are the chance level of the measure.
+    """
+    seeds = tuple(sorted(set(base) & set(variant)))
+    pairs = tuple(itertools.combinations(sorted(base), 2))
+    vectors = [*base.values(), *variant.values()]
+    return RankAgreement(
+        seeds=seeds,
+        same_seed_overlap=tuple(top_k_overlap(base[s], variant[s], k) for s in seeds),
+        same_seed_tau=tuple(kendall_tau(base[s], variant[s]) for s in seeds),
+        base_pairs=pairs,
+        between_seed_overlap=tuple(top_k_overlap(base[a], base[b], k) for a, b in pairs),
+        between_seed_tau=tuple(kendall_tau(base[a], base[b]) for a, b in pairs),
+        chance_overlap=chance_top_k_overlap(len(vectors[0]), k) if vectors else math.nan)
