@@ -88,6 +88,18 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .plots import final_table, format_final_table, load_records
+
+    root = Path(args.results)
+    if not root.is_dir():
+        raise ValueError(f"no results folder {root}")
+    print(format_final_table(final_table(load_records(root))))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -111,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fetch and verify real MNIST / CIFAR-10 into the data folder "
                                    "($SNNLIB_DATA or data/).")
     f.add_argument("datasets", nargs="*", default=list(DATASETS), help=f"any of: {', '.join(DATASETS)}")
+    summary = sub.add_parser("summary", help="the final-accuracy table of a results folder (markdown)",
+                             description="Print mean and standard deviation over seeds of the last epoch's "
+                                         "test accuracy and training loss for every configuration under RESULTS.")
+    summary.add_argument("results", help="a results folder, e.g. results/paper")
     try:
         from .bench import add_arguments
     except ImportError:  # pragma: no cover - bench is optional while it is being built
@@ -129,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     from .training import RunError
 
     try:
-        return {"train": _train, "fetch": _fetch, "bench": _bench}[args.command](args)
+        return {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary}[args.command](args)
     except (ValueError, RunError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

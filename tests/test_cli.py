@@ -227,3 +227,13 @@ def test_fetch_help(cli):
     assert proc.returncode == 0
     for name in DATASETS:
         assert name in proc.stdout
+
+
+def test_summary_prints_the_final_table_of_a_results_folder(cli, finished_run):
+    proc = cli("summary", str(finished_run.parent))
+    assert proc.returncode == 0, proc.stderr
+    record = read_record(finished_run)
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| MNIST"))
+    assert f"{100 * record['epochs'][-1]['test_acc']:.2f}" in row
+    bad = cli("summary", str(finished_run.parent / "missing"))
+    assert_one_error_line(bad)
