@@ -64,8 +64,8 @@ class DenseSRMNetwork(nn.Module):
     def _currents(self, raster: torch.Tensor, weight_events: torch.Tensor) -> torch.Tensor:
         """Synaptic current ``(T, N, C)``: one product of the delayed window per step."""
         T, N, n_in = raster.shape
-        K, C = weight_events.shape[1], weight_events.shape[2]
-        w = weight_events.permute(1, 0, 2).reshape(K * n_in, C)  # rows (k, i)
+        K, _, C = weight_events.shape
+        w = weight_events.reshape(K * n_in, C)  # rows (k, i)
         zero = raster.new_zeros(N, n_in)
         return torch.stack([
             torch.cat([raster[t - d] if t >= d else zero for d in self.config.delays], dim=1) @ w

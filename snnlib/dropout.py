@@ -52,7 +52,9 @@ def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str | Non
     the CPU (which matters: a per-step mask has T * N * F elements every batch).
     """
     p = check_p(p)
-    return (torch.rand(shape, device=device) >= p).to(dtype)
+    # in-place comparison keeps the float dtype (no boolean tensor, no conversion pass);
+    # drawn in float32 whatever ``dtype`` is, so a seed gives the same masks in any dtype
+    return torch.rand(shape, device=device).ge_(p).to(dtype)
 
 
 def dropout_unscaled(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

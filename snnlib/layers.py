@@ -21,8 +21,9 @@ class SRMLayer(nn.Module):
 
     ``v_h(t) = sum_i sum_k w_hi^k eps(t - t_i - d_k)``. Attributes: ``weight``
     ``(out_features, in_features, K)``, ``delays`` (K integer steps), ``tau`` and
-    ``threshold``. The weights are stored as ``weight_events`` ``(in, K, out)`` so that one
-    input spike reads one contiguous row; ``weight`` is a view of it.
+    ``threshold``. The weights are stored as ``weight_events`` ``(K, in, out)``, one table
+    per delay, so that an input spike reads one contiguous row of each; ``weight`` is a
+    view of it.
     """
 
     def __init__(
@@ -52,15 +53,15 @@ class SRMLayer(nn.Module):
         self.register_buffer("delays", torch.tensor(delays, dtype=torch.long), persistent=False)
         self._delay_list = delays
         std = init_gain * threshold / math.sqrt(in_features * K)
-        self.weight_events = nn.Parameter(
-            torch.randn(in_features, K, out_features) * std + init_mean * std
-        )
+        # drawn as (in, K, out), the order of earlier versions, so a seed gives the same weights
+        w = torch.randn(in_features, K, out_features) * std + init_mean * std
+        self.weight_events = nn.Parameter(w.permute(1, 0, 2).contiguous())
         self._kernels: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 
     @property
     def weight(self) -> torch.Tensor:
         """The weights as ``(out_features, in_features, K)`` (a view of ``weight_events``)."""
-        return self.weight_events.permute(2, 0, 1)
+        return self.weight_events.permute(2, 1, 0)
 
     def _check_window(self, T: int) -> None:
         if max(self._delay_list) >= T:
@@ -75,23 +76,19 @@ class SRMLayer(nn.Module):
             self._kernels[key] = kernel_matrix(T, self.tau, w.device, w.dtype)
         return self._kernels[key]
 
-    def bags(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
-        """Per-delay weighted spike sums ``(N, T, K, out)`` (eq 3 before the delays).
+    def current(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
+        """Eq 3: the delayed weighted spike sum ``Z`` ``(T, N, out)`` before the kernel.
 
         Event-driven for :class:`SpikeEvents` and for rasters that need no gradient; a
         raster that needs a gradient (hidden spikes in training) takes one dense product.
         """
-        if isinstance(spikes, SF.SpikeEvents):
-            return SF.event_bags(spikes, self.weight_events)
-        if spikes.requires_grad:
-            return SF.dense_bags(spikes, self.weight_events)
-        return SF.event_bags(SF.events_from_raster(spikes), self.weight_events)
-
-    def current(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
-        """Eq 3: the delayed weighted spike sum ``Z`` ``(T, N, out)`` before the kernel."""
-        bags = self.bags(spikes)
-        self._check_window(bags.shape[0])
-        return SF.apply_delays(bags, self._delay_list)
+        if isinstance(spikes, torch.Tensor) and spikes.requires_grad:
+            self._check_window(spikes.shape[0])
+            return SF.apply_delays(SF.dense_bags(spikes, self.weight_events), self._delay_list)
+        if isinstance(spikes, torch.Tensor):
+            spikes = SF.events_from_raster(spikes)
+        self._check_window(spikes.T)
+        return SF.event_current(spikes, self.weight_events, self._delay_list)
 
     def potential(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
         """Eq 1: membrane potentials ``(T, N, out)`` for input spikes ``(T, N, in)``."""

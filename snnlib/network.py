@@ -134,4 +134,4 @@ class SRMNetwork(nn.Module):
 
         This is the "rank neurons by weight" measure of the paper's Table 2.
         """
-        return self.output.weight_events.detach().abs().sum(dim=(1, 2))
+        return self.output.weight_events.detach().abs().sum(dim=(0, 2))

@@ -103,9 +103,9 @@ def test_layer_attribute_shapes():
     assert layer.delays.tolist() == [0, 2, 5]
     assert layer.tau == 2.5 and layer.threshold == 1.5
     with torch.no_grad():
-        layer.weight_events[4, 1, 2] = 123.0
+        layer.weight_events[1, 4, 2] = 123.0
     assert layer.weight[2, 4, 1].item() == 123.0
-    assert [p.shape for p in layer.parameters()] == [torch.Size([9, 3, 6])]
+    assert [p.shape for p in layer.parameters()] == [torch.Size([3, 9, 6])]
 
 
 def test_layer_default_delays_are_consecutive_steps():
@@ -164,7 +164,7 @@ def test_potential_weight_gradient_event_path_matches_reference(K, delays, T, ta
     (layer.potential(raster) * G).sum().backward()
     W = layer.weight.detach().double().requires_grad_()
     (dense_potential(raster, W, layer_delays(layer), tau) * G.double()).sum().backward()
-    assert close(layer.weight_events.grad.permute(2, 0, 1), W.grad)
+    assert close(layer.weight_events.grad.permute(2, 1, 0), W.grad)
 
 
 @pytest.mark.parametrize("K,delays,T,tau", LAYER_CASES, ids=CASE_IDS)
@@ -177,7 +177,7 @@ def test_potential_gradients_dense_path_match_reference(K, delays, T, tau):
     W = layer.weight.detach().double().requires_grad_()
     ref_raster = raster.detach().double().requires_grad_()
     (dense_potential(ref_raster, W, layer_delays(layer), tau) * G.double()).sum().backward()
-    assert close(layer.weight_events.grad.permute(2, 0, 1), W.grad)
+    assert close(layer.weight_events.grad.permute(2, 1, 0), W.grad)
     assert close(raster.grad, ref_raster.grad)
 
 
@@ -195,7 +195,7 @@ def test_weighted_events_match_reference(K, delays, T, tau):
     (expected * G.double()).sum().backward()
     with torch.no_grad():
         assert close(layer.potential(events), expected.detach())
-    assert close(layer.weight_events.grad.permute(2, 0, 1), W.grad)
+    assert close(layer.weight_events.grad.permute(2, 1, 0), W.grad)
 
 
 def test_silent_input_gives_zero_potential():
@@ -490,3 +490,24 @@ def test_network_dropout_runs_on_cuda(site, kind):
     assert out.logits.device.type == "cuda"
     for name, param in net.named_parameters():
         assert param.grad.device.type == "cuda" and torch.isfinite(param.grad).all(), name
+
+
+@pytest.mark.parametrize("values", [False, True])
+def test_event_current_equals_dense_product_then_delays(values):
+    """The event path of eq 3 (gathers both ways) against the dense form on the same
+    raster, forward and weight gradient, with 0/1 and with weighted events."""
+    from snnlib.functional import apply_delays, dense_bags, event_current
+
+    torch.manual_seed(3)
+    raster = random_raster(12, 5, 17, 0.2)
+    if values:
+        raster = raster * torch.rand_like(raster)
+    delays = [0, 2, 5]
+    W = torch.randn(3, 17, 6, requires_grad=True)
+    G = torch.randn(12, 5, 6)
+    events = event_current(events_from_raster(raster), W, delays)
+    (g_events,) = torch.autograd.grad((events * G).sum(), W)
+    dense = apply_delays(dense_bags(raster, W), delays)
+    (g_dense,) = torch.autograd.grad((dense * G).sum(), W)
+    assert torch.allclose(events, dense, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(g_events, g_dense, rtol=1e-5, atol=1e-6)
