@@ -72,9 +72,25 @@ def dropout_test_scaling(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * (1.0 - check_p(p))
 
 
+class _InvertedDropout(torch.autograd.Function):
+    """``r * x / (1 - p)`` as one autograd node: the same arithmetic as the two-op form in
+    both directions, with one allocation each way instead of two."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return torch.mul(x, keep).div_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (keep,) = ctx.saved_tensors
+        return grad.div(ctx.scale).mul_(keep), None, None
+
+
 def dropout_inverted(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
     """Eqs 4-5 with inverted scaling: ``y = r * x / (1 - p)``, so that ``E[y] = x``."""
-    return x * keep / (1.0 - check_p(p))
+    return _InvertedDropout.apply(x, keep, 1.0 - check_p(p))
 
 
 def alpha_affine(p: float) -> tuple[float, float]:

@@ -158,9 +158,8 @@ class _EventCurrent(torch.autograd.Function):
     """Eq 3 for input events: one bag sum per delay, then the delay sum.
 
     The backward pads the current's gradient in time, sample-major ``(N, T + D, C)``; the
-    gradient of ``W[k]`` is then a bag sum over each input's events of the rows at their
-    step plus ``d_k``: a view of the padded tensor shifted by ``d_k`` rows, so the same
-    event index serves every delay and no ``(N, T, K, C)`` tensor is ever built.
+    gradient of ``W[k, i]`` is then a bag sum over input ``i``'s events of the padded rows
+    at their step plus ``d_k``, and no ``(N, T, K, C)`` tensor is ever built.
     """
 
     @staticmethod
@@ -186,14 +185,16 @@ class _EventCurrent(torch.autograd.Function):
         padded = grad_current.new_empty(N, T + pad, C)
         padded[:, :T] = grad_current.transpose(0, 1)
         padded[:, T:] = 0
-        rows = padded.view(N * (T + pad), C)
-        # event bag n * T + t  ->  row n * (T + pad) + t of the padded gradient
-        index = ev.bwd_index + torch.div(ev.bwd_index, T, rounding_mode="floor") * pad
-        grads = [
-            F.embedding_bag(index, rows[d:], ev.bwd_offsets, mode="sum", per_sample_weights=ev.bwd_values)
-            for d in ctx.delays
-        ]
-        return torch.stack(grads), None, None
+        # event bag n * T + t  ->  row n * (T + pad) + t + d_k of the padded gradient; one bag
+        # per (delay, input), delay-major, so the result is laid out as the weight (K, I, C)
+        K, dev = len(ctx.delays), ev.bwd_index.device
+        base = ev.bwd_index + torch.div(ev.bwd_index, T, rounding_mode="floor") * pad
+        index = (base[None, :] + torch.tensor(ctx.delays, device=dev)[:, None]).reshape(-1)
+        offsets = ev.bwd_offsets[None, :] + torch.arange(K, device=dev)[:, None] * base.numel()
+        values = None if ev.bwd_values is None else ev.bwd_values.repeat(K)
+        grad = F.embedding_bag(index, padded.view(N * (T + pad), C), offsets.reshape(-1), mode="sum",
+                               per_sample_weights=values)
+        return grad.view(K, ev.in_features, C), None, None
 
 
 def event_current(events: SpikeEvents, weight: torch.Tensor, delays: list[int]) -> torch.Tensor:
@@ -241,20 +242,20 @@ class _FirstSpikes(torch.autograd.Function):
     @staticmethod
     def forward(ctx, potential: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:  # type: ignore[override]
         T = potential.shape[0]
-        crossed = (potential >= threshold).to(potential.dtype)
+        crossed = torch.ge(potential, threshold, out=torch.empty_like(potential))  # 0/1 floats
         # "crossed at an earlier step" as a product with a strictly lower-triangular matrix
         # of ones: exact for 0/1 values, and much faster than cumsum over the leading dim.
         earlier = torch.tril(torch.ones(T, T, device=potential.device, dtype=potential.dtype), -1)
-        not_fired_before = (earlier @ crossed.view(T, -1)).view(potential.shape) == 0
-        ctx.save_for_backward(potential, not_fired_before)
+        fired_before = (earlier @ crossed.view(T, -1)).view(potential.shape) > 0
+        ctx.save_for_backward(potential, fired_before)
         ctx.threshold, ctx.slope = threshold, slope
-        return crossed.mul_(not_fired_before)
+        return crossed.masked_fill_(fired_before, 0)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        potential, not_fired_before = ctx.saved_tensors
+        potential, fired_before = ctx.saved_tensors
         surrogate = (potential - ctx.threshold).abs_().mul_(ctx.slope).add_(1).square_()
-        return torch.where(not_fired_before, grad / surrogate, 0), None, None
+        return torch.div(grad, surrogate, out=surrogate).masked_fill_(fired_before, 0), None, None
 
 
 def first_spikes(potential: torch.Tensor, threshold: float, slope: float = 5.0) -> torch.Tensor:
