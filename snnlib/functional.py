@@ -26,9 +26,10 @@ class SpikeEvents:
 
     ``fwd_index`` holds the input neuron of each event, grouped by bag ``n * T + t``
     (``fwd_offsets`` marks where each of the ``N * T`` bags starts). ``bwd_index`` holds
-    the bag of each event, grouped by input neuron (``bwd_offsets``, ``in_features``
-    groups). ``fwd_values``/``bwd_values`` are the spike amplitudes (``None`` means all
-    ones), which dropout on the input spikes makes different from 1.
+    the step and sample of each event as ``t * N + n`` (a row of a time-major ``(T, N)``
+    tensor), grouped by input neuron (``bwd_offsets``, ``in_features`` groups).
+    ``fwd_values``/``bwd_values`` are the spike amplitudes (``None`` means all ones),
+    which dropout on the input spikes makes different from 1.
     """
 
     n_samples: int
@@ -58,12 +59,13 @@ def events_from_raster(raster: torch.Tensor) -> SpikeEvents:
     n, t, i = sample_major.nonzero(as_tuple=True)
     values = sample_major[n, t, i]
     bag = n * T + t
+    time_major = t * N + n
     fwd_offsets = _exclusive_cumsum(torch.bincount(bag, minlength=N * T))
     by_input = torch.argsort(i, stable=True)
     bwd_offsets = _exclusive_cumsum(torch.bincount(i, minlength=n_in))
     binary = bool((values == 1).all())
     return SpikeEvents(
-        N, T, n_in, i, fwd_offsets, bag[by_input], bwd_offsets,
+        N, T, n_in, i, fwd_offsets, time_major[by_input], bwd_offsets,
         None if binary else values, None if binary else values[by_input],
     )
 
@@ -86,17 +88,17 @@ def events_from_times(
     counts.scatter_add_(1, t.clamp(max=T), torch.ones_like(t))
     per_bag = counts[:, :T]
     fwd_offsets = _exclusive_cumsum(per_bag.reshape(-1))
-    bags = torch.arange(N, device=t.device)[None, :] * T + t.T  # (I, N)
+    rows = t.T * N + torch.arange(N, device=t.device)[None, :]  # (I, N): row t * N + n
     if bool(fires.all()):
         fwd_index = order.reshape(-1)
-        bwd_index = bags.reshape(-1)
+        bwd_index = rows.reshape(-1)
         per_input = torch.full((n_in,), N, dtype=torch.long, device=t.device)
     else:
         # masked_select is several times faster than boolean indexing on the CPU
         n_fired = per_bag.sum(1)
         fwd_index = torch.masked_select(order, torch.arange(n_in, device=t.device)[None, :] < n_fired[:, None])
         fires_t = fires.T.contiguous()
-        bwd_index = torch.masked_select(bags, fires_t)
+        bwd_index = torch.masked_select(rows, fires_t)
         per_input = fires_t.sum(1)
     return SpikeEvents(
         N, T, n_in, fwd_index.long(), fwd_offsets, bwd_index, _exclusive_cumsum(per_input)
@@ -157,9 +159,9 @@ def apply_delays(bags: torch.Tensor, delays: list[int]) -> torch.Tensor:
 class _EventCurrent(torch.autograd.Function):
     """Eq 3 for input events: one bag sum per delay, then the delay sum.
 
-    The backward pads the current's gradient in time, sample-major ``(N, T + D, C)``; the
-    gradient of ``W[k, i]`` is then a bag sum over input ``i``'s events of the padded rows
-    at their step plus ``d_k``, and no ``(N, T, K, C)`` tensor is ever built.
+    The gradient of ``W[k, i]`` is a bag sum over input ``i``'s events of the current's
+    gradient at their step plus ``d_k``: a gather from the gradient itself (plus zero rows
+    for steps past the window), so no ``(N, T, K, C)`` tensor is ever built.
     """
 
     @staticmethod
@@ -181,19 +183,15 @@ class _EventCurrent(torch.autograd.Function):
     def backward(ctx, grad_current: torch.Tensor):  # type: ignore[override]
         ev: SpikeEvents = ctx.events
         T, N, C = grad_current.shape
-        pad = max(ctx.delays)
-        padded = grad_current.new_empty(N, T + pad, C)
-        padded[:, :T] = grad_current.transpose(0, 1)
-        padded[:, T:] = 0
-        # event bag n * T + t  ->  row n * (T + pad) + t + d_k of the padded gradient; one bag
-        # per (delay, input), delay-major, so the result is laid out as the weight (K, I, C)
         K, dev = len(ctx.delays), ev.bwd_index.device
-        base = ev.bwd_index + torch.div(ev.bwd_index, T, rounding_mode="floor") * pad
-        index = (base[None, :] + torch.tensor(ctx.delays, device=dev)[:, None]).reshape(-1)
-        offsets = ev.bwd_offsets[None, :] + torch.arange(K, device=dev)[:, None] * base.numel()
+        # time-major rows (t, n), then zero rows: an event's row for delay k is its own row
+        # plus d_k * N, and a row past the window reads zero
+        rows = torch.cat([grad_current.reshape(T * N, C), grad_current.new_zeros(max(ctx.delays) * N, C)])
+        index = (ev.bwd_index[None, :] + torch.tensor(ctx.delays, device=dev)[:, None] * N).reshape(-1)
+        # one bag per (delay, input), delay-major: the result is laid out as the weight (K, I, C)
+        offsets = ev.bwd_offsets[None, :] + torch.arange(K, device=dev)[:, None] * ev.bwd_index.numel()
         values = None if ev.bwd_values is None else ev.bwd_values.repeat(K)
-        grad = F.embedding_bag(index, padded.view(N * (T + pad), C), offsets.reshape(-1), mode="sum",
-                               per_sample_weights=values)
+        grad = F.embedding_bag(index, rows, offsets.reshape(-1), mode="sum", per_sample_weights=values)
         return grad.view(K, ev.in_features, C), None, None
 
 
