@@ -205,7 +205,8 @@ def _rss_mb() -> float:
 def memory_probe(name: str, competitor: str, batch_size: int, variant: str, p: float, steps: int) -> dict:
     """In THIS (fresh) process: resident memory before training and its peak during ``steps`` steps."""
     device = torch.device("cpu")
-    candidates = _candidates(name, device, batch_size, variant, p, [competitor])
+    candidates = _candidates(name, _bench_data(name, device, batch_size), device, batch_size, variant, p,
+                             [competitor])
     step = candidates.get(competitor)
     if step is None:
         return {}
@@ -231,12 +232,16 @@ def _probe_in_subprocess(name: str, competitor: str, args: argparse.Namespace) -
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _candidates(name: str, device: torch.device, batch_size: int, variant: str, p: float,
-                competitors: list[str], **network: int) -> dict[str, Callable[[int], None] | None]:
-    """A training-step function per competitor, all on the same real batches of ``name``."""
+def _bench_data(name: str, device: torch.device, batch_size: int) -> D.EncodedDataset:
+    """The first 8 batches of the real test set of ``name``, encoded once."""
     images, labels = D.load(name, "test")
     n = batch_size * 8
-    encoded = D.encode(images[:n], labels[:n], t_enc=12, device=device)
+    return D.encode(images[:n], labels[:n], t_enc=12, device=device)
+
+
+def _candidates(name: str, encoded: D.EncodedDataset, device: torch.device, batch_size: int, variant: str,
+                p: float, competitors: list[str], **network: int) -> dict[str, Callable[[int], None] | None]:
+    """A training-step function per competitor, all on the same real batches of ``name``."""
     config = NetworkConfig(**{"in_features": encoded.features, "dropout": variant, "p": p, **network})
     T = config.T
     batches = [encoded.batch(torch.arange(i * batch_size, (i + 1) * batch_size, device=device))
@@ -282,7 +287,8 @@ def bench_dataset(name: str, device: torch.device, args: argparse.Namespace,
                   log: Callable[[str], None] = print) -> list[dict]:
     """Measures every competitor on ``name``; returns one result dict each."""
     competitors = ["snnlib", *[c for c in args.competitors if c != "snnlib"]]
-    candidates = _candidates(name, device, args.batch_size, args.variant, args.p, competitors)
+    encoded = _bench_data(name, device, args.batch_size)
+    candidates = _candidates(name, encoded, device, args.batch_size, args.variant, args.p, competitors)
     results = []
     for label in competitors:
         step = candidates.get(label)
@@ -310,9 +316,10 @@ def scaling(device: torch.device, args: argparse.Namespace, log: Callable[[str],
     """snnlib alone: how throughput changes with T, K and the hidden size (one at a time)."""
     results = []
     for name in args.datasets:
+        encoded = _bench_data(name, device, args.batch_size)
         for factor, values in SCALING.items():
             for value in values:
-                step = _candidates(name, device, args.batch_size, args.variant, args.p, ["snnlib"],
+                step = _candidates(name, encoded, device, args.batch_size, args.variant, args.p, ["snnlib"],
                                    **{factor: value})["snnlib"]
                 r = measure(step, args.batch_size, device, args.warmup, args.repeats, args.steps)
                 r.update(dataset=name, competitor="snnlib", factor=factor, value=value)
