@@ -42,7 +42,8 @@ bench-deps: venv
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-bench.txt
 
 bench: venv data
-	$(PY) -m snnlib bench --json bench.json
+	$(PY) -m snnlib bench --json results/bench/training_step.json
+	$(PY) -m snnlib bench --scaling --repeats 3 --steps 5 --json results/bench/scaling.json
 
 clean:
 	rm -rf _build book/_build

@@ -41,7 +41,7 @@ from torch import nn
 from . import data as D
 from .kernels import times_to_raster
 from .network import NetworkConfig, SRMNetwork
-from .training import resolve_device
+from .training import device_description, git_commit, resolve_device
 
 # ---------------------------------------------------------------- the dense reference
 
@@ -366,10 +366,17 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
           f"batch {args.batch_size}, snnlib variant {args.variant} p={args.p}")
+    began = time.perf_counter()
     results = scaling(device, args) if args.scaling else [
         r for name in args.datasets for r in bench_dataset(name, device, args)]
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": str(device), "threads": torch.get_num_threads(),
-                                               "torch": torch.__version__, "batch_size": args.batch_size,
-                                               "results": results}, indent=1))
+        commit, dirty = git_commit()
+        record = {"config": {k: v for k, v in vars(args).items() if k not in ("func", "memory_probe")},
+                  "device": str(device), "device_name": device_description(device),
+                  "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                  "batch_size": args.batch_size, "git_commit": commit, "git_dirty": dirty,
+                  "wall_time_s": time.perf_counter() - began, "results": results}
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
     return 0
