@@ -197,8 +197,12 @@ def measure(step: Callable[[int], None], batch_size: int, device: torch.device, 
     return result
 
 
+# Linux's view of the running process (procfs), not a file of any machine
+PROC_SELF = Path("/proc/self")
+
+
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
+    with open(PROC_SELF / "statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -212,11 +216,11 @@ def memory_probe(name: str, competitor: str, batch_size: int, variant: str, p: f
         return {}
     gc.collect()
     before = _rss_mb()
-    with open("/proc/self/clear_refs", "w") as f:  # Linux: reset the peak (VmHWM) to the current RSS
+    with open(PROC_SELF / "clear_refs", "w") as f:  # Linux: reset the peak (VmHWM) to the current RSS
         f.write("5")
     for i in range(steps):
         step(i)
-    with open("/proc/self/status") as f:
+    with open(PROC_SELF / "status") as f:
         peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
     return {"rss_before_mb": before, "peak_rss_mb": peak, "peak_mb": peak - before}
 

@@ -118,30 +118,23 @@ def dense_bags(raster: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (raster.reshape(T * N, n_in) @ rows).view(T, N, K, C)
 
 
-def _delay_sum(bags: torch.Tensor, delays: tuple[int, ...]) -> torch.Tensor:
-    T, N, _, C = bags.shape
-    current = bags.new_zeros(T, N, C)
-    for k, d in enumerate(delays):
-        if d < T:
-            current[d:] += bags[: T - d, :, k]
-    return current
-
-
 class _DelaySum(torch.autograd.Function):
     """``Z[t] = sum_k bags[t - d_k, :, k]``; backward is K strided copies (no zero-filled slices)."""
 
     @staticmethod
     def forward(ctx, bags: torch.Tensor, delays: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
-        ctx.delays, ctx.shape, ctx.sample_major = delays, bags.shape, bags.transpose(0, 1).is_contiguous()
-        return _delay_sum(bags, delays)
+        T, N, _, C = bags.shape
+        ctx.delays, ctx.shape = delays, bags.shape
+        current = bags.new_zeros(T, N, C)
+        for k, d in enumerate(delays):
+            if d < T:
+                current[d:] += bags[: T - d, :, k]
+        return current
 
     @staticmethod
     def backward(ctx, grad_current: torch.Tensor):  # type: ignore[override]
         T, N, K, C = ctx.shape
-        if ctx.sample_major:  # give the gradient the layout of the bags (event path: (N, T, K, C))
-            grad = grad_current.new_empty(N, T, K, C).transpose(0, 1)
-        else:
-            grad = grad_current.new_empty(T, N, K, C)
+        grad = grad_current.new_empty(T, N, K, C)
         for k, d in enumerate(ctx.delays):
             grad[: T - d, :, k] = grad_current[d:]
             grad[T - d:, :, k] = 0

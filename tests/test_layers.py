@@ -491,23 +491,3 @@ def test_network_dropout_runs_on_cuda(site, kind):
     for name, param in net.named_parameters():
         assert param.grad.device.type == "cuda" and torch.isfinite(param.grad).all(), name
 
-
-@pytest.mark.parametrize("values", [False, True])
-def test_event_current_equals_dense_product_then_delays(values):
-    """The event path of eq 3 (gathers both ways) against the dense form on the same
-    raster, forward and weight gradient, with 0/1 and with weighted events."""
-    from snnlib.functional import apply_delays, dense_bags, event_current
-
-    torch.manual_seed(3)
-    raster = random_raster(12, 5, 17, 0.2)
-    if values:
-        raster = raster * torch.rand_like(raster)
-    delays = [0, 2, 5]
-    W = torch.randn(3, 17, 6, requires_grad=True)
-    G = torch.randn(12, 5, 6)
-    events = event_current(events_from_raster(raster), W, delays)
-    (g_events,) = torch.autograd.grad((events * G).sum(), W)
-    dense = apply_delays(dense_bags(raster, W), delays)
-    (g_dense,) = torch.autograd.grad((dense * G).sum(), W)
-    assert torch.allclose(events, dense, rtol=1e-5, atol=1e-6)
-    assert torch.allclose(g_events, g_dense, rtol=1e-5, atol=1e-6)
