@@ -234,19 +234,21 @@ class _FirstSpikes(torch.autograd.Function):
     def forward(ctx, potential: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:  # type: ignore[override]
         T = potential.shape[0]
         crossed = torch.ge(potential, threshold, out=torch.empty_like(potential))  # 0/1 floats
-        # "crossed at an earlier step" as a product with a strictly lower-triangular matrix
-        # of ones: exact for 0/1 values, and much faster than cumsum over the leading dim.
+        # "no crossing at an earlier step" from a product with a strictly lower-triangular
+        # matrix of ones: exact for 0/1 values, and much faster than cumsum over the leading
+        # dim; kept as 0/1 floats, since multiplying by them is cheaper than a masked fill
         earlier = torch.tril(torch.ones(T, T, device=potential.device, dtype=potential.dtype), -1)
-        fired_before = (earlier @ crossed.view(T, -1)).view(potential.shape) > 0
-        ctx.save_for_backward(potential, fired_before)
+        before = earlier @ crossed.view(T, -1)
+        alive = torch.eq(before, 0, out=before).view(potential.shape)
+        ctx.save_for_backward(potential, alive)
         ctx.threshold, ctx.slope = threshold, slope
-        return crossed.masked_fill_(fired_before, 0)
+        return crossed.mul_(alive)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        potential, fired_before = ctx.saved_tensors
+        potential, alive = ctx.saved_tensors
         surrogate = (potential - ctx.threshold).abs_().mul_(ctx.slope).add_(1).square_()
-        return torch.div(grad, surrogate, out=surrogate).masked_fill_(fired_before, 0), None, None
+        return torch.div(grad, surrogate, out=surrogate).mul_(alive), None, None
 
 
 def first_spikes(potential: torch.Tensor, threshold: float, slope: float = 5.0) -> torch.Tensor:
