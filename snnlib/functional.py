@@ -47,6 +47,11 @@ class SpikeEvents:
         """Number of input spikes (events) in the batch."""
         return int(self.fwd_index.numel())
 
+    @property
+    def last_step(self) -> int:
+        """The latest step that has an event (-1 when there is none)."""
+        return int(self.bwd_index.max()) // self.n_samples if self.bwd_index.numel() else -1
+
 
 def _exclusive_cumsum(counts: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(counts, 0) - counts
@@ -177,10 +182,12 @@ class _EventCurrent(torch.autograd.Function):
         ev: SpikeEvents = ctx.events
         T, N, C = grad_current.shape
         K, dev = len(ctx.delays), ev.bwd_index.device
-        # time-major rows (t, n), then zero rows: an event's row for delay k is its own row
-        # plus d_k * N, and a row past the window reads zero
-        rows = torch.cat([grad_current.reshape(T * N, C), grad_current.new_zeros(max(ctx.delays) * N, C)])
+        # time-major rows (t, n): an event's row for delay k is its own row plus d_k * N; a
+        # row past the window reads zero, from zero rows appended only where one is read
         index = (ev.bwd_index[None, :] + torch.tensor(ctx.delays, device=dev)[:, None] * N).reshape(-1)
+        rows = grad_current.reshape(T * N, C)
+        if ev.last_step + max(ctx.delays) >= T:
+            rows = torch.cat([rows, rows.new_zeros(max(ctx.delays) * N, C)])
         # one bag per (delay, input), delay-major: the result is laid out as the weight (K, I, C)
         offsets = ev.bwd_offsets[None, :] + torch.arange(K, device=dev)[:, None] * ev.bwd_index.numel()
         values = None if ev.bwd_values is None else ev.bwd_values.repeat(K)
