@@ -171,13 +171,18 @@ class _EventCurrent(torch.autograd.Function):
     def forward(ctx, weight: torch.Tensor, events: SpikeEvents, delays: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
         ctx.events, ctx.delays = events, delays
         N, T = events.n_samples, events.T
-        current = weight.new_zeros(T, N, weight.shape[2])
+        current = None
         for k, d in enumerate(delays):
             # detached: embedding_bag then takes its forward-only kernel
             bags = F.embedding_bag(
                 events.fwd_index, weight[k].detach(), events.fwd_offsets, mode="sum",
                 per_sample_weights=events.fwd_values,
             ).view(N, T, -1)
+            if current is None and d == 0:  # 0 + x is x: start from the undelayed bags
+                current = bags.transpose(0, 1).contiguous()
+                continue
+            if current is None:
+                current = weight.new_zeros(T, N, weight.shape[2])
             if d < T:
                 current[d:] += bags[:, : T - d].transpose(0, 1)
         return current
