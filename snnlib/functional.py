@@ -113,7 +113,7 @@ def events_from_times(
     if n_silent <= SILENT_GRID_SHARE * N * n_in:
         # keep the full grid, silent inputs as events of step T: no compaction
         fwd_index = order.reshape(-1)
-        fwd_offsets = _exclusive_cumsum(counts.reshape(-1))
+        fwd_offsets = _exclusive_cumsum((counts if n_silent else counts[:, :T]).reshape(-1))
         bwd_index = (t.T * N + samples).reshape(-1)  # (I, N): row t * N + n
         per_input = torch.full((n_in,), N, dtype=torch.long, device=dev)
     else:

@@ -264,6 +264,31 @@ def test_events_from_times_when_every_input_fires():
     assert_same_events(events_from_times(times, 10), expected)
 
 
+def test_almost_fully_firing_batch_keeps_silent_inputs_past_the_window():
+    """A batch with few silent inputs keeps them as events of step T (no compaction):
+    the event count, the current and the weight gradient are exactly those of the
+    compacted lists, including spikes whose delayed step leaves the window."""
+    g = torch.Generator().manual_seed(3)
+    T, delays = 10, [0, 3, 7]
+    times = torch.randint(0, T, (6, 9), generator=g).to(torch.uint8)
+    times[0, 2] = times[4, 7] = 255  # 2 of 54 inputs silent
+    times[1, :3] = T - 1  # late spikes: t + d_k >= T for the longer delays
+    grid = events_from_times(times, T)
+    compact = events_from_raster(times_to_raster(times, T))
+    assert grid.n_silent == 2 and compact.n_silent == 0
+    assert grid.count == compact.count == 52
+    layer = make_layer(3, delays, 2.0, n_in=9)
+    G = torch.randn(T, 6, 5, generator=g)
+    results = []
+    for events in (grid, compact):
+        layer.weight_events.grad = None
+        current = layer.current(events)
+        (current * G).sum().backward()
+        results.append((current.detach(), layer.weight_events.grad.clone()))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
 def test_events_from_raster_keeps_event_values():
     """A non-binary raster yields its nonzero entries as per-event values."""
     raster = torch.zeros(3, 1, 2)
