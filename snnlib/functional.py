@@ -104,21 +104,21 @@ def events_from_times(
     dev = times.device
     if order is None:
         order = torch.sort(times, dim=1, stable=True).indices
-    # silent inputs (times >= T) are counted at an extra step T; clamped as uint8
-    t = times.clamp(max=min(T, 255)).long()
-    counts = torch.zeros(N, T + 1, dtype=torch.long, device=dev)
-    counts.scatter_add_(1, t, torch.ones(1, 1, dtype=torch.long, device=dev).expand(N, n_in))
-    n_silent = int(counts[:, T].sum())
     samples = torch.arange(N, device=dev)
+    # each input's row t * N + n of a time-major grid, in (I, N) order; silent inputs
+    # (times >= T) land at an extra step T. Then the events per (step, sample)
+    rows = times.clamp(max=min(T, 255)).T.contiguous().long().mul_(N).add_(samples).view(-1)
+    counts = torch.bincount(rows, minlength=(T + 1) * N).view(T + 1, N)
+    n_silent = int(counts[T].sum())
     if n_silent <= SILENT_GRID_SHARE * N * n_in:
         # keep the full grid, silent inputs as events of step T: no compaction
         fwd_index = order.reshape(-1)
-        fwd_offsets = _exclusive_cumsum((counts if n_silent else counts[:, :T]).reshape(-1))
-        bwd_index = (t.T * N + samples).reshape(-1)  # (I, N): row t * N + n
+        fwd_offsets = _exclusive_cumsum((counts if n_silent else counts[:T]).T.reshape(-1))
+        bwd_index = rows
         per_input = torch.full((n_in,), N, dtype=torch.long, device=dev)
     else:
         n_silent = 0
-        per_bag = counts[:, :T]
+        per_bag = counts[:T].T
         fwd_offsets = _exclusive_cumsum(per_bag.reshape(-1))
         n_fired = per_bag.sum(1)
         total = int(n_fired.sum())
@@ -126,10 +126,9 @@ def events_from_times(
         shift = samples * n_in - _exclusive_cumsum(n_fired)
         at = torch.arange(total, device=dev) + torch.repeat_interleave(shift, n_fired, output_size=total)
         fwd_index = order.reshape(-1)[at]
-        # nonzero walks the (I, N) grid in order, so the events come grouped by input
-        i, n = (times.T < T).nonzero(as_tuple=True)
-        bwd_index = times[n, i].long() * N + n
-        per_input = torch.bincount(i, minlength=n_in)
+        fires = rows < T * N  # in (I, N) order: the events come grouped by input
+        bwd_index = torch.masked_select(rows, fires)
+        per_input = fires.view(n_in, N).sum(1)
     return SpikeEvents(
         N, T, n_in, fwd_index.long(), fwd_offsets, bwd_index, _exclusive_cumsum(per_input),
         n_silent=n_silent,

@@ -516,3 +516,13 @@ def test_network_dropout_runs_on_cuda(site, kind):
     for name, param in net.named_parameters():
         assert param.grad.device.type == "cuda" and torch.isfinite(param.grad).all(), name
 
+
+
+@pytest.mark.parametrize("shape", [(1, 6), (6, 1), (1, 1)])
+def test_events_from_times_leaves_its_input_alone(shape):
+    """Single-sample and single-input batches (whose transposes are views) are not modified."""
+    times = torch.tensor([3, 255, 0, 30, 7, 1], dtype=torch.uint8)[: shape[0] * shape[1]].view(shape)
+    before = times.clone()
+    events = events_from_times(times, 10)
+    assert torch.equal(times, before)
+    assert events.count == int((before < 10).sum())
