@@ -248,7 +248,8 @@ class EncodedDataset:
     """First-spike times of a dataset, encoded once and kept on the chosen device.
 
     ``times`` ``(M, features)`` uint8, ``order`` ``(M, features)`` the row-wise stable
-    argsort of ``times`` (so batches need no sort), ``labels`` ``(M,)`` int64.
+    argsort of ``times`` (so batches need no sort; stored as int16, batches give int32), ``labels``
+    ``(M,)`` int64.
     """
 
     times: torch.Tensor
@@ -263,7 +264,7 @@ class EncodedDataset:
         return int(self.times.shape[1])
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.times[index], self.order[index].long(), self.labels[index]
+        return self.times[index], self.order[index].int(), self.labels[index]
 
 
 def encode(images: np.ndarray, labels: np.ndarray, t_enc: int,

@@ -31,7 +31,8 @@ class SpikeEvents:
     ``fwd_values``/``bwd_values`` are the spike amplitudes (``None`` means all ones),
     which dropout on the input spikes makes different from 1.
 
-    ``n_silent`` > 0 marks lists that also hold the batch's silent inputs, as events at
+    Indices and offsets are int32 (``INDEX``), which ``embedding_bag`` takes as well as
+    int64 and reads faster. ``n_silent`` > 0 marks lists that also hold the batch's silent inputs, as events at
     step ``T``, past the window: each sample then has ``T + 1`` bags, the last of which
     is never read. An almost fully firing batch (CIFAR-10) so keeps the full ``(N, I)``
     grid and needs no compaction; the sums are the same.
@@ -69,8 +70,11 @@ class SpikeEvents:
 SILENT_GRID_SHARE = 0.25
 
 
+INDEX = torch.int32  # dtype of the event lists' indices and offsets
+
+
 def _exclusive_cumsum(counts: torch.Tensor) -> torch.Tensor:
-    return torch.cumsum(counts, 0) - counts
+    return (torch.cumsum(counts, 0) - counts).to(INDEX)
 
 
 def events_from_raster(raster: torch.Tensor) -> SpikeEvents:
@@ -86,7 +90,7 @@ def events_from_raster(raster: torch.Tensor) -> SpikeEvents:
     bwd_offsets = _exclusive_cumsum(torch.bincount(i, minlength=n_in))
     binary = bool((values == 1).all())
     return SpikeEvents(
-        N, T, n_in, i, fwd_offsets, time_major[by_input], bwd_offsets,
+        N, T, n_in, i.to(INDEX), fwd_offsets, time_major[by_input].to(INDEX), bwd_offsets,
         None if binary else values, None if binary else values[by_input],
     )
 
@@ -104,10 +108,10 @@ def events_from_times(
     dev = times.device
     if order is None:
         order = torch.sort(times, dim=1, stable=True).indices
-    samples = torch.arange(N, device=dev)
+    samples = torch.arange(N, device=dev, dtype=INDEX)
     # each input's row t * N + n of a time-major grid, in (I, N) order; silent inputs
     # (times >= T) land at an extra step T. Then the events per (step, sample)
-    rows = times.clamp(max=min(T, 255)).T.contiguous().long().mul_(N).add_(samples).view(-1)
+    rows = times.clamp(max=min(T, 255)).T.contiguous().to(INDEX).mul_(N).add_(samples).view(-1)
     counts = torch.bincount(rows, minlength=(T + 1) * N).view(T + 1, N)
     n_silent = int(counts[T].sum())
     if n_silent <= SILENT_GRID_SHARE * N * n_in:
@@ -115,7 +119,7 @@ def events_from_times(
         fwd_index = order.reshape(-1)
         fwd_offsets = _exclusive_cumsum((counts if n_silent else counts[:T]).T.reshape(-1))
         bwd_index = rows
-        per_input = torch.full((n_in,), N, dtype=torch.long, device=dev)
+        per_input = torch.full((n_in,), N, dtype=INDEX, device=dev)
     else:
         n_silent = 0
         per_bag = counts[:T].T
@@ -130,7 +134,7 @@ def events_from_times(
         bwd_index = torch.masked_select(rows, fires)
         per_input = fires.view(n_in, N).sum(1)
     return SpikeEvents(
-        N, T, n_in, fwd_index.long(), fwd_offsets, bwd_index, _exclusive_cumsum(per_input),
+        N, T, n_in, fwd_index.to(INDEX), fwd_offsets, bwd_index, _exclusive_cumsum(per_input),
         n_silent=n_silent,
     )
 
@@ -211,18 +215,19 @@ class _EventCurrent(torch.autograd.Function):
     def backward(ctx, grad_current: torch.Tensor):  # type: ignore[override]
         ev: SpikeEvents = ctx.events
         T, N, C = grad_current.shape
-        # time-major rows (t, n): an event's row for delay k is its own row plus d_k * N,
-        # so delay k reads the rows from d_k * N on with the events' own indices; a row past
-        # the window reads zero, from zero rows appended only where one is read
+        K, dev = len(ctx.delays), ev.bwd_index.device
+        # time-major rows (t, n): an event's row for delay k is its own row plus d_k * N; a
+        # row past the window reads zero, from zero rows appended only where one is read
         rows = grad_current.reshape(T * N, C)
         past = ev.last_step + max(ctx.delays) + 1 - T  # steps read past the window
         if past > 0:
             rows = torch.cat([rows, rows.new_zeros(past * N, C)])
-        grad = grad_current.new_empty(len(ctx.delays), ev.in_features, C)  # laid out as the weight
-        for k, d in enumerate(ctx.delays):
-            grad[k] = F.embedding_bag(ev.bwd_index, rows[d * N:], ev.bwd_offsets, mode="sum",
-                                      per_sample_weights=ev.bwd_values)
-        return grad, None, None
+        index = (ev.bwd_index[None, :] + torch.tensor(ctx.delays, device=dev, dtype=INDEX)[:, None] * N)
+        # one bag per (delay, input), delay-major: the result is laid out as the weight (K, I, C)
+        offsets = ev.bwd_offsets[None, :] + torch.arange(K, device=dev, dtype=INDEX)[:, None] * ev.bwd_index.numel()
+        values = None if ev.bwd_values is None else ev.bwd_values.repeat(K)
+        grad = F.embedding_bag(index.view(-1), rows, offsets.view(-1), mode="sum", per_sample_weights=values)
+        return grad.view(K, ev.in_features, C), None, None
 
 
 def event_current(events: SpikeEvents, weight: torch.Tensor, delays: list[int]) -> torch.Tensor:
