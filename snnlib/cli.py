@@ -1,4 +1,4 @@
-"""Command line: ``python -m snnlib {train,fetch,bench} ...``.
+"""Command line: ``python -m snnlib {train,fetch,summary,compare,bench} ...``.
 
 Bad input exits with status 2 and one line naming the problem; nothing saved is touched.
 """
@@ -100,6 +100,39 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .plots import compare_records, load_records
+    from .training import git_commit, write_json_atomic
+
+    roots = {"reference": Path(args.reference), "rerun": Path(args.rerun)}
+    for label, root in roots.items():
+        if not root.is_dir():
+            raise ValueError(f"no {label} results folder {root}")
+    if args.json and Path(args.json).exists():
+        raise ValueError(f"{args.json} exists; remove it or choose another file")
+    rows = compare_records(load_records(roots["reference"]), load_records(roots["rerun"]))
+    if not rows:
+        raise ValueError(f"no run records under {roots['rerun']}")
+    for row in rows:
+        times = ""
+        if row["reference_wall_time_s"] is not None and row["rerun_wall_time_s"] is not None:
+            times = f"  wall {row['reference_wall_time_s']:.0f} s -> {row['rerun_wall_time_s']:.0f} s"
+        detail = f" (importances within {row['importance_difference']:.1e})" if row["verdict"] == "reproduced" else ""
+        print(f"{row['path']}: {row['verdict']}{detail}{times}")
+    verdicts = [row["verdict"] for row in rows]
+    good = sum(v in ("identical", "reproduced") for v in verdicts)
+    summary = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+    print(f"{good} of {len(rows)} rerun records reproduce the reference: {summary}")
+    if args.json:
+        commit, dirty = git_commit()
+        write_json_atomic(Path(args.json), {
+            "command": "compare", "reference": args.reference, "rerun": args.rerun, "git_commit": commit,
+            "git_dirty": dirty, "summary": summary, "reproduced": good, "runs": len(rows), "rows": rows})
+    return 0 if good == len(rows) else 1
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
@@ -127,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Print mean and standard deviation over seeds of the last epoch's "
                                          "test accuracy and training loss for every configuration under RESULTS.")
     summary.add_argument("results", help="a results folder, e.g. results/paper")
+    compare = sub.add_parser("compare", help="check a rerun of a grid against the records it should reproduce",
+                             description="Compare every run record under RERUN with the record at the same "
+                                         "place under REFERENCE: configuration and every per-epoch and "
+                                         "per-neuron number (times excluded). Exit status 1 if any differs.")
+    compare.add_argument("reference", help="the records to reproduce, e.g. results/paper")
+    compare.add_argument("rerun", help="the rerun's records, e.g. the --results folder of the runner plus /paper")
+    compare.add_argument("--json", help="also write the comparison to this JSON file (must not exist)")
     try:
         from .bench import add_arguments
     except ImportError:  # pragma: no cover - bench is optional while it is being built
@@ -145,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     from .training import RunError
 
     try:
-        return {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary}[args.command](args)
+        commands = {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary, "compare": _compare}
+        return commands[args.command](args)
     except (ValueError, RunError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

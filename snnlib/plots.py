@@ -9,6 +9,7 @@ Matplotlib only; no notebook logic. Every function accepts an empty list or a pa
   axes; :func:`plot_comparison` draws the base network against each dropout kind, one panel per kind (the
   paper's Figures 2-5).
 - :func:`final_table` and :func:`format_final_table` give the final test accuracy per configuration.
+- :func:`compare_records` checks a rerun of a grid against the records it should reproduce.
 """
 
 from __future__ import annotations
@@ -67,6 +68,52 @@ def load_records(root: str | Path) -> list[dict]:
 
 def is_finished(record: dict) -> bool:
     return record.get("status") == "finished"
+
+
+# A hidden importance sums 40 float32 weights; library versions that add them in another order
+# agree to float32 rounding (the claims chapter shows 1e-6), far below any real difference.
+IMPORTANCE_ROUNDING = 1e-5
+_EXACT_FIELDS = ("hidden_firing_rate", "hidden_mean_spike_step")
+
+
+def compare_records(reference: Iterable[dict], rerun: Iterable[dict]) -> list[dict]:
+    """Each rerun record against the reference record with the same ``path``.
+
+    One row per rerun record, with ``path``, both wall times and ``verdict``: ``identical``
+    (configuration, every per-epoch number and every per-neuron number equal), ``reproduced``
+    (the same, except hidden importances equal only to float32 rounding, same ranking),
+    ``differs``, ``unfinished`` or ``no reference``. Times and provenance are not compared.
+    """
+    from .training import timing_free
+
+    by_path = {r["path"]: r for r in reference}
+    rows = []
+    for new in rerun:
+        old = by_path.get(new["path"])
+        row = {"path": new["path"], "rerun_wall_time_s": new.get("wall_time_s"),
+               "reference_wall_time_s": None if old is None else old.get("wall_time_s"),
+               "importance_difference": None}
+        if old is None:
+            row["verdict"] = "no reference"
+        elif not (is_finished(new) and is_finished(old)):
+            row["verdict"] = "unfinished"
+        else:
+            imp_old, imp_new = np.asarray(old["hidden_importance"]), np.asarray(new["hidden_importance"])
+            same_shape = imp_old.shape == imp_new.shape
+            difference = float(np.abs(imp_old - imp_new).max()) if same_shape and imp_old.size else 0.0
+            row["importance_difference"] = difference if same_shape else None
+            same = (old["config"] == new["config"]
+                    and timing_free(old)["epochs"] == timing_free(new)["epochs"]
+                    and all(old.get(k) == new.get(k) for k in _EXACT_FIELDS))
+            if same and same_shape and difference == 0.0:
+                row["verdict"] = "identical"
+            elif (same and same_shape and difference <= IMPORTANCE_ROUNDING
+                  and np.array_equal(np.argsort(imp_old, kind="stable"), np.argsort(imp_new, kind="stable"))):
+                row["verdict"] = "reproduced"
+            else:
+                row["verdict"] = "differs"
+        rows.append(row)
+    return rows
 
 
 def records_table(records: Iterable[dict]) -> list[dict]:

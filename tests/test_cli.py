@@ -237,3 +237,57 @@ def test_summary_prints_the_final_table_of_a_results_folder(cli, finished_run):
     assert f"{100 * record['epochs'][-1]['test_acc']:.2f}" in row
     bad = cli("summary", str(finished_run.parent / "missing"))
     assert_one_error_line(bad)
+
+
+# ---------------------------------------------------------------- (f) compare a rerun with its records
+
+def copy_run(run: Path, root: Path, edit=None) -> Path:
+    """A copy of ``run``'s record at ``root/tiny``, changed by ``edit(record)`` if given."""
+    record = read_record(run)
+    if edit:
+        edit(record)
+    (root / "tiny").mkdir(parents=True)
+    (root / "tiny" / "metrics.json").write_text(json.dumps(record))
+    return root
+
+
+def test_compare_a_rerun_with_its_records(cli, finished_run, tmp_path):
+    """An exact copy is identical, importances off by float32 rounding are reproduced, a
+    changed per-epoch number differs (exit 1); --json writes the rows and never overwrites."""
+    reference = finished_run.parent
+    same = copy_run(finished_run, tmp_path / "same")
+    proc = cli("compare", str(reference), str(same), "--json", str(tmp_path / "same.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "tiny: identical" in proc.stdout and "1 of 1 rerun records reproduce" in proc.stdout
+    written = json.loads((tmp_path / "same.json").read_text())
+    assert written["reproduced"] == written["runs"] == 1 and written["rows"][0]["verdict"] == "identical"
+
+    def nudge_importance(record):
+        record["hidden_importance"][0] += 1e-6 * (1 + abs(record["hidden_importance"][0]))
+
+    rounding = copy_run(finished_run, tmp_path / "rounding", nudge_importance)
+    proc = cli("compare", str(reference), str(rounding))
+    assert proc.returncode == 0 and "tiny: reproduced (importances within" in proc.stdout
+
+    def change_accuracy(record):
+        record["epochs"][-1]["test_acc"] += 0.001
+
+    other = copy_run(finished_run, tmp_path / "other", change_accuracy)
+    proc = cli("compare", str(reference), str(other))
+    assert proc.returncode == 1 and "tiny: differs" in proc.stdout
+
+    before = (tmp_path / "same.json").read_text()
+    refused = cli("compare", str(reference), str(same), "--json", str(tmp_path / "same.json"))
+    assert_one_error_line(refused)
+    assert (tmp_path / "same.json").read_text() == before
+    assert_one_error_line(cli("compare", str(reference), str(tmp_path / "missing")))
+
+
+def test_compare_records_flags_unfinished_and_unmatched_runs(finished_run):
+    from snnlib.plots import compare_records, load_records
+
+    reference = load_records(finished_run.parent)
+    unfinished = {**reference[0], "status": "running"}
+    stray = {**reference[0], "path": "elsewhere"}
+    rows = compare_records(reference, [unfinished, stray])
+    assert [row["verdict"] for row in rows] == ["unfinished", "no reference"]
