@@ -32,10 +32,11 @@ class SpikeEvents:
     which dropout on the input spikes makes different from 1.
 
     Indices and offsets are int32 (``INDEX``), which ``embedding_bag`` takes as well as
-    int64 and reads faster. ``n_silent`` > 0 marks lists that also hold the batch's silent inputs, as events at
-    step ``T``, past the window: each sample then has ``T + 1`` bags, the last of which
-    is never read. An almost fully firing batch (CIFAR-10) so keeps the full ``(N, I)``
-    grid and needs no compaction; the sums are the same.
+    int64 and reads faster. ``n_silent`` > 0 marks lists that also hold the batch's silent
+    inputs, as events at step ``T``, past the window: each sample then has ``T + 1`` bags,
+    the last of which is never read, and the weight gradient reads zeros for them. An
+    almost fully firing batch (CIFAR-10) so keeps the full ``(N, I)`` grid and needs no
+    compaction; the sums are the same.
     """
 
     n_samples: int
@@ -56,6 +57,7 @@ class SpikeEvents:
 
     @property
     def bags_per_sample(self) -> int:
+        """``T``, or ``T + 1`` when the silent inputs have a bag of their own."""
         return self.T + 1 if self.n_silent else self.T
 
     @property
