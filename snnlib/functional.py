@@ -243,6 +243,9 @@ def event_current(events: SpikeEvents, weight: torch.Tensor, delays: list[int]) 
         raise ValueError(f"events have {events.in_features} inputs, weight has {n_in}")
     if len(delays) != K:
         raise ValueError(f"weight has K={K} delays, got {len(delays)}")
+    if events.fwd_index.numel() * K > torch.iinfo(INDEX).max:
+        raise ValueError(f"{events.fwd_index.numel()} events x K={K} delays overflow the int32 event "
+                         "indices; use smaller batches")
     return _EventCurrent.apply(weight, events, tuple(int(d) for d in delays))
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from snnlib import KINDS, SITES, SRMLayer, SRMNetwork, events_from_raster, events_from_times, times_to_raster
-from snnlib.functional import first_spikes
+from snnlib.functional import SpikeEvents, event_current, first_spikes
 
 # ---------------------------------------------------------------- dense reference
 
@@ -130,6 +130,15 @@ def test_layer_rejects_delay_longer_than_window():
     layer = SRMLayer(4, 3, K=2, delays=[0, 8])
     with pytest.raises(ValueError, match="T=8"):
         layer.potential(random_raster(8, 2, 4))
+
+
+def test_event_current_refuses_more_events_than_int32_indices_hold():
+    """2^30 events x 4 delays would overflow the int32 indices: a clear error, not wrong sums."""
+    huge = torch.zeros(1, dtype=torch.int32).expand(2**30)  # no memory behind it
+    offsets = torch.zeros(8, dtype=torch.int32)
+    events = SpikeEvents(1, 8, 4, huge, offsets, huge, offsets[:4])
+    with pytest.raises(ValueError, match="int32"):
+        event_current(events, torch.zeros(4, 4, 3), [0, 1, 2, 3])
 
 
 # ---------------------------------------------------------------- eq 1 vs the reference
