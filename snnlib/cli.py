@@ -127,6 +127,7 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"{good} of {len(rows)} rerun records reproduce the reference: {summary}")
     if args.json:
         commit, dirty = git_commit()
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(Path(args.json), {
             "command": "compare", "reference": args.reference, "rerun": args.rerun, "git_commit": commit,
             "git_dirty": dirty, "summary": summary, "reproduced": good, "runs": len(rows), "rows": rows})

@@ -256,10 +256,10 @@ def test_compare_a_rerun_with_its_records(cli, finished_run, tmp_path):
     changed per-epoch number differs (exit 1); --json writes the rows and never overwrites."""
     reference = finished_run.parent
     same = copy_run(finished_run, tmp_path / "same")
-    proc = cli("compare", str(reference), str(same), "--json", str(tmp_path / "same.json"))
+    proc = cli("compare", str(reference), str(same), "--json", str(tmp_path / "new" / "same.json"))
     assert proc.returncode == 0, proc.stderr
     assert "tiny: identical" in proc.stdout and "1 of 1 rerun records reproduce" in proc.stdout
-    written = json.loads((tmp_path / "same.json").read_text())
+    written = json.loads((tmp_path / "new" / "same.json").read_text())
     assert written["reproduced"] == written["runs"] == 1 and written["rows"][0]["verdict"] == "identical"
 
     def nudge_importance(record):
@@ -276,10 +276,10 @@ def test_compare_a_rerun_with_its_records(cli, finished_run, tmp_path):
     proc = cli("compare", str(reference), str(other))
     assert proc.returncode == 1 and "tiny: differs" in proc.stdout
 
-    before = (tmp_path / "same.json").read_text()
-    refused = cli("compare", str(reference), str(same), "--json", str(tmp_path / "same.json"))
+    before = (tmp_path / "new" / "same.json").read_text()
+    refused = cli("compare", str(reference), str(same), "--json", str(tmp_path / "new" / "same.json"))
     assert_one_error_line(refused)
-    assert (tmp_path / "same.json").read_text() == before
+    assert (tmp_path / "new" / "same.json").read_text() == before
     assert_one_error_line(cli("compare", str(reference), str(tmp_path / "missing")))
 
 
