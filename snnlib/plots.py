@@ -82,7 +82,8 @@ def compare_records(reference: Iterable[dict], rerun: Iterable[dict]) -> list[di
     One row per rerun record, with ``path``, both wall times and ``verdict``: ``identical``
     (configuration, every per-epoch number and every per-neuron number equal), ``reproduced``
     (the same, except hidden importances equal only to float32 rounding, same ranking),
-    ``differs``, ``unfinished`` or ``no reference``. Times and provenance are not compared.
+    ``differs``, ``unfinished`` or ``no reference``. Times and provenance are not compared; the
+    rerun's commit and device are listed.
     """
     from .training import timing_free
 
@@ -92,6 +93,7 @@ def compare_records(reference: Iterable[dict], rerun: Iterable[dict]) -> list[di
         old = by_path.get(new["path"])
         row = {"path": new["path"], "rerun_wall_time_s": new.get("wall_time_s"),
                "reference_wall_time_s": None if old is None else old.get("wall_time_s"),
+               "rerun_git_commit": new.get("git_commit"), "rerun_device_name": new.get("device_name"),
                "importance_difference": None}
         if old is None:
             row["verdict"] = "no reference"
