@@ -197,19 +197,17 @@ class _EventCurrent(torch.autograd.Function):
     def forward(ctx, weight: torch.Tensor, events: SpikeEvents, delays: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
         ctx.events, ctx.delays = events, delays
         N, T = events.n_samples, events.T
-        current = None
+        # a first delay of 0 starts the sum from its bags (0 + x is x); any other, from zeros
+        current = None if delays[0] == 0 else weight.new_zeros(T, N, weight.shape[2])
         for k, d in enumerate(delays):
             # detached: embedding_bag then takes its forward-only kernel
             bags = F.embedding_bag(
                 events.fwd_index, weight[k].detach(), events.fwd_offsets, mode="sum",
                 per_sample_weights=events.fwd_values,
             ).view(N, events.bags_per_sample, -1)
-            if current is None and d == 0:  # 0 + x is x: start from the undelayed bags
-                current = bags[:, :T].transpose(0, 1).contiguous()
-                continue
             if current is None:
-                current = weight.new_zeros(T, N, weight.shape[2])
-            if d < T:
+                current = bags[:, :T].transpose(0, 1).contiguous()
+            elif d < T:
                 current[d:] += bags[:, : T - d].transpose(0, 1)
         return current
 
