@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = (ROOT / "book" / "_build" / "html", ROOT / "_build" / "html")
 HTML = next((p for p in CANDIDATES if (p / "index.html").exists()), None)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHAPTERS = ("01_question", "02_network", "03_dropout")
+CHAPTERS = ("question", "network", "dropout")
 CDN = re.compile(r"https?://cdn|cdnjs|unpkg|jsdelivr", re.IGNORECASE)
 
 needs_book = pytest.mark.skipif(
@@ -58,7 +58,7 @@ def built_page(name: str) -> Path:
 @needs_book
 def test_every_toc_entry_is_built():
     pages = toc_pages()
-    assert pages and pages[0] == "notebooks/01_question"
+    assert pages and pages[0] == "notebooks/question"
     missing = [p for p in pages if not built_page(p).exists()]
     assert not missing, f"toc entries without a built page: {missing}"
 
@@ -84,10 +84,10 @@ def test_no_cdn_and_local_assets_exist(page):
 @needs_book
 def test_vendored_scripts_are_referenced():
     """The equations chapter loads MathJax, RequireJS and the widget manager from _static."""
-    html = built_page("notebooks/02_network").read_text(encoding="utf-8")
+    html = built_page("notebooks/network").read_text(encoding="utf-8")
     for script in ("_static/mathjax/tex-mml-chtml.js", "_static/requirejs/require.js",
                    "_static/jupyter-widgets/html-manager/embed-amd.js"):
-        assert script in html, f"{script} is not loaded by 02_network.html"
+        assert script in html, f"{script} is not loaded by network.html"
     assert 'type="application/vnd.jupyter.widget-state+json"' in html, "no saved widget state embedded"
 
 
@@ -112,8 +112,8 @@ def classes(dom: str) -> list[str]:
 @needs_book
 @needs_chromium
 @pytest.mark.parametrize("page, widget_classes", [
-    ("notebooks/02_network", {"widget-slider": 3}),
-    ("notebooks/03_dropout", {"widget-dropdown": 1, "widget-slider": 2, "widget-checkbox": 1,
+    ("notebooks/network", {"widget-slider": 3}),
+    ("notebooks/dropout", {"widget-dropdown": 1, "widget-slider": 2, "widget-checkbox": 1,
                               "widget-toggle-buttons": 1}),
 ])
 def test_math_typeset_and_widgets_rendered(page, widget_classes, tmp_path):
@@ -133,9 +133,9 @@ def test_math_typeset_and_widgets_rendered(page, widget_classes, tmp_path):
 @needs_book
 @needs_chromium
 def test_screenshot_of_equations_chapter(tmp_path):
-    shot = tmp_path / "02_network.png"
+    shot = tmp_path / "network.png"
     result = chromium(["--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={shot}",
-                       built_page("notebooks/02_network").as_uri()], tmp_path / "profile")
+                       built_page("notebooks/network").as_uri()], tmp_path / "profile")
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     from PIL import Image
 
