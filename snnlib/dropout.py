@@ -16,6 +16,8 @@ is reproducible and a checkpoint that saves the RNG state resumes exactly.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -154,3 +156,36 @@ class SpikeDropout(nn.Module):
 def make_dropout(kind: str, p: float = 0.5, time_consistent: bool = False) -> SpikeDropout:
     """The dropout module for ``kind`` in :data:`KINDS` (``none`` is the identity)."""
     return SpikeDropout(kind, p, time_consistent)
+
+
+class AlphaDropoutMoments(NamedTuple):
+    """What eq 8 does to the input of the next layer, in numbers (see :func:`alpha_dropout_moments`)."""
+
+    p: float
+    a: float  # eq 8's scale
+    b: float  # eq 8's shift
+    gain: float  # training: E[y] = gain * x; at test y = x (gain 1)
+    kept_zero: float  # a kept zero input becomes b
+    dropped_zero: float  # a dropped unit (whatever its input) becomes a * alpha' + b
+    zero_std: float  # standard deviation over masks of what a zero input becomes
+
+
+def alpha_dropout_moments(p: float) -> AlphaDropoutMoments:
+    """Eq 8 in numbers: the training-time gain and the two offsets of alpha dropout.
+
+    With ``y = a * (r * x + (1 - r) * alpha') + b`` and ``r ~ Bernoulli(1 - p)``, the
+    expected output over masks is ``E[y] = a (1 - p) x + a p alpha' + b = a (1 - p) x``
+    (``b = -a alpha' p`` cancels the mean of the dropped units). So in training the next
+    layer receives on average ``gain = a (1 - p)`` times its input (0.443 at p = 0.5),
+    while at test time alpha dropout is switched off and the input passes unchanged
+    (gain 1): a train/test mismatch of the scale. And an input of exactly zero (no
+    spike, no current) becomes ``kept_zero = b`` if kept and
+    ``dropped_zero = a alpha' + b = a alpha' (1 - p)`` if dropped (+0.779 and -0.779 at
+    p = 0.5): mean zero over masks, standard deviation ``zero_std = |a alpha'| sqrt(p (1 - p))``.
+    """
+    a, b = alpha_affine(p)
+    p = float(p)
+    return AlphaDropoutMoments(
+        p=p, a=a, b=b, gain=a * (1.0 - p), kept_zero=b, dropped_zero=a * ALPHA_PRIME + b,
+        zero_std=abs(a * ALPHA_PRIME) * (p * (1.0 - p)) ** 0.5,
+    )

@@ -293,3 +293,55 @@ def test_time_consistent_element_masks_equal_the_channel_kinds():
         torch.manual_seed(3)
         b = make_dropout(channel_kind, 0.5).train()(x)
         assert torch.equal(a, b), (element_kind, channel_kind)
+
+
+# ---------------------------------------------------------------- alpha dropout in numbers (eq 8)
+
+def test_alpha_dropout_moments_hand_computed_at_half():
+    """p = 0.5: a = (0.5 (1 + 0.5 alpha'^2))^-1/2 = 0.88640, b = 0.77919; gain a / 2 = 0.44320."""
+    from snnlib.dropout import alpha_dropout_moments
+
+    m = alpha_dropout_moments(0.5)
+    a = 1.0 / math.sqrt(0.5 * (1 + 0.5 * ALPHA_PRIME_REF**2))
+    assert m.a == pytest.approx(a, rel=1e-12)
+    assert m.a == pytest.approx(0.886405, abs=1e-6)
+    assert m.b == pytest.approx(0.779194, abs=1e-6)
+    assert m.gain == pytest.approx(0.443202, abs=1e-6)
+    assert m.kept_zero == pytest.approx(0.779194, abs=1e-6)
+    assert m.dropped_zero == pytest.approx(-0.779194, abs=1e-6)
+    assert m.zero_std == pytest.approx(0.779194, abs=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.8])
+def test_alpha_dropout_moments_match_eq8(p):
+    """The gain and offsets follow from eq 8's a and b written out independently."""
+    from snnlib.dropout import alpha_dropout_moments
+
+    m = alpha_dropout_moments(p)
+    a, b = alpha_ab(p)
+    assert (m.p, m.a, m.b) == (p, pytest.approx(a, rel=1e-12), pytest.approx(b, rel=1e-12))
+    assert m.gain == pytest.approx(a * (1 - p), rel=1e-12)
+    assert m.kept_zero == pytest.approx(b, rel=1e-12)
+    assert m.dropped_zero == pytest.approx(a * ALPHA_PRIME_REF + b, rel=1e-12)
+    # the two offsets average to zero over masks
+    assert (1 - p) * m.kept_zero + p * m.dropped_zero == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_alpha_dropout_moments_monte_carlo(p):
+    """Against alpha_dropout_apply with drawn masks: E[y] = gain * x for a constant input, and a
+    zero input takes exactly the two offsets, with mean 0 and the stated standard deviation."""
+    from snnlib.dropout import alpha_dropout_apply, alpha_dropout_moments
+
+    m = alpha_dropout_moments(p)
+    n = 400_000
+    x = torch.full((n,), 1.5, dtype=torch.float64)
+    keep = keep_mask((n,), p, dtype=torch.float64)
+    y = alpha_dropout_apply(x, keep, p)
+    se = y.std().item() / math.sqrt(n)
+    assert abs(y.mean().item() - m.gain * 1.5) < 5 * se
+    zero = alpha_dropout_apply(torch.zeros(n, dtype=torch.float64), keep, p)
+    values = sorted(set(zero.round(decimals=9).tolist()))
+    assert values == [pytest.approx(m.dropped_zero, abs=1e-9), pytest.approx(m.kept_zero, abs=1e-9)]
+    assert abs(zero.mean().item()) < 5 * m.zero_std / math.sqrt(n)
+    assert zero.std().item() == pytest.approx(m.zero_std, rel=0.01)
