@@ -41,7 +41,7 @@ from torch import nn
 from . import data as D
 from .kernels import times_to_raster
 from .network import NetworkConfig, SRMNetwork
-from .training import device_description, git_commit, resolve_device
+from .system import device_description, git_commit, resolve_device
 
 # ---------------------------------------------------------------- the dense reference
 

@@ -28,10 +28,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--site", default="current",
                    help=f"where dropout acts, one of: {', '.join(SITES)} (default current: the "
                         "hidden layer's synaptic current, as in the paper)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the sample order and the dropout masks, and of the initial weights "
+                        "unless --init-seed is given (default 0)")
+    p.add_argument("--init-seed", type=int, default=None,
+                   help="seed of the initial weights (default: --seed); a run with --init-seed S and another "
+                        "--seed shares its initial weights with the runs of seed S")
     p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     p.add_argument("--train-subset", type=int, default=None, help="use the first N training samples")
     p.add_argument("--test-subset", type=int, default=None, help="use the first N test samples")
+    p.add_argument("--val-size", type=int, default=0,
+                   help="hold out the last N training samples as a validation set, never trained on (default 0)")
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine schedule (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
@@ -67,9 +74,9 @@ def _train(args: argparse.Namespace) -> int:
             network[name] = value
     config = RunConfig(
         dataset=args.dataset, variant=args.variant, p=args.p, time_consistent=args.time_consistent,
-        site=args.site, seed=args.seed, epochs=args.epochs, train_subset=args.train_subset,
-        test_subset=args.test_subset, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, t_enc=args.t_enc, network=network,
+        site=args.site, seed=args.seed, init_seed=args.init_seed, epochs=args.epochs,
+        train_subset=args.train_subset, test_subset=args.test_subset, val_size=args.val_size,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, t_enc=args.t_enc, network=network,
     )
     run(config, args.out, device=args.device, progress=not args.no_progress)
     return 0
@@ -104,7 +111,7 @@ def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .plots import compare_records, load_records
-    from .training import git_commit, write_json_atomic
+    from .system import git_commit, write_json_atomic
 
     roots = {"reference": Path(args.reference), "rerun": Path(args.rerun)}
     for label, root in roots.items():

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .kernels import first_spike_times
+from .system import write_atomic
 
 DATASETS = ("mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -198,10 +199,11 @@ def _cache_paths(name: str, split: str, root: Path) -> tuple[Path, Path]:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a path
+            np.save(f, array)
+
+    write_atomic(path, write)
 
 
 def fetch(name: str) -> Path:
@@ -266,6 +268,10 @@ class EncodedDataset:
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.times[index], self.order[index].int(), self.labels[index]
 
+    def head(self, n: int) -> EncodedDataset:
+        """The first ``n`` samples (views, no copy)."""
+        return EncodedDataset(self.times[:n], self.order[:n], self.labels[:n])
+
 
 def encode(images: np.ndarray, labels: np.ndarray, t_enc: int,
            device: torch.device | str = "cpu", chunk: int = 10000) -> EncodedDataset:
@@ -283,6 +289,15 @@ def encode(images: np.ndarray, labels: np.ndarray, t_enc: int,
         torch.cat(orders) if orders else empty.to(torch.int16),
         torch.from_numpy(labels.astype(np.int64)).to(device),
     )
+
+
+def split_validation(images: np.ndarray, labels: np.ndarray, n_val: int
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(training part, validation part): the last ``n_val`` samples are held out (views)."""
+    if not 0 <= n_val < len(labels):
+        raise ValueError(f"validation size must be in [0, {len(labels) - 1}], got {n_val}")
+    cut = len(labels) - n_val
+    return (images[:cut], labels[:cut]), (images[cut:], labels[cut:])
 
 
 def subset(images: np.ndarray, labels: np.ndarray, n: int | None) -> tuple[np.ndarray, np.ndarray]:

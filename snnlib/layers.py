@@ -36,7 +36,6 @@ class SRMLayer(nn.Module):
         threshold: float = 1.0,
         surrogate_slope: float = 5.0,
         init_gain: float = 1.0,
-        init_mean: float = 0.0,
     ):
         super().__init__()
         delays = default_delays(K) if delays is None else [int(d) for d in delays]
@@ -51,10 +50,10 @@ class SRMLayer(nn.Module):
         self.in_features, self.out_features, self.K = in_features, out_features, K
         self.tau, self.threshold, self.surrogate_slope = float(tau), float(threshold), surrogate_slope
         self.register_buffer("delays", torch.tensor(delays, dtype=torch.long), persistent=False)
-        self._delay_list = delays
+        self.delays_list = delays  # the same as plain ints, for the loops of eq 3
         std = init_gain * threshold / math.sqrt(in_features * K)
         # drawn as (in, K, out), the order of earlier versions, so a seed gives the same weights
-        w = torch.randn(in_features, K, out_features) * std + init_mean * std
+        w = torch.randn(in_features, K, out_features) * std
         self.weight_events = nn.Parameter(w.permute(1, 0, 2).contiguous())
         self._kernels: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 
@@ -64,8 +63,8 @@ class SRMLayer(nn.Module):
         return self.weight_events.permute(2, 1, 0)
 
     def _check_window(self, T: int) -> None:
-        if max(self._delay_list) >= T:
-            raise ValueError(f"delay {max(self._delay_list)} does not fit a window of T={T} steps")
+        if max(self.delays_list) >= T:
+            raise ValueError(f"delay {max(self.delays_list)} does not fit a window of T={T} steps")
 
     def kernel(self, T: int) -> torch.Tensor:
         """Cached ``(T, T)`` Toeplitz matrix of eq 2 on the weights' device."""
@@ -84,11 +83,11 @@ class SRMLayer(nn.Module):
         """
         if isinstance(spikes, torch.Tensor) and spikes.requires_grad:
             self._check_window(spikes.shape[0])
-            return SF.apply_delays(SF.dense_bags(spikes, self.weight_events), self._delay_list)
+            return SF.apply_delays(SF.dense_bags(spikes, self.weight_events), self.delays_list)
         if isinstance(spikes, torch.Tensor):
             spikes = SF.events_from_raster(spikes)
         self._check_window(spikes.T)
-        return SF.event_current(spikes, self.weight_events, self._delay_list)
+        return SF.event_current(spikes, self.weight_events, self.delays_list)
 
     def potential(self, spikes: torch.Tensor | SF.SpikeEvents) -> torch.Tensor:
         """Eq 1: membrane potentials ``(T, N, out)`` for input spikes ``(T, N, in)``."""
@@ -103,5 +102,5 @@ class SRMLayer(nn.Module):
         return self.fire(self.potential(spikes))
 
     def extra_repr(self) -> str:
-        return (f"{self.in_features}, {self.out_features}, K={self.K}, delays={self._delay_list}, "
+        return (f"{self.in_features}, {self.out_features}, K={self.K}, delays={self.delays_list}, "
                 f"tau={self.tau}, threshold={self.threshold}")

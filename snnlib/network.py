@@ -18,8 +18,18 @@ import torch
 from torch import nn
 
 from . import functional as SF
-from .dropout import check_kind, check_p, make_dropout
-from .kernels import times_to_raster
+from .dropout import (
+    ALPHA_KINDS,
+    ALPHA_PRIME,
+    SpikeDropout,
+    alpha_affine,
+    alpha_dropout_apply,
+    check_kind,
+    check_p,
+    keep_mask,
+    make_dropout,
+)
+from .kernels import NO_SPIKE, times_to_raster
 from .layers import SRMLayer, default_delays
 
 SITES = ("current", "hidden", "input")
@@ -83,7 +93,51 @@ class NetworkConfig:
 class NetworkOutput:
     logits: torch.Tensor  # (N, out)
     hidden_spikes: torch.Tensor  # (T, N, hidden) 0/1 first-spike raster
-    input_spikes: int  # number of input spikes in the batch
+    input_spikes: int  # number of input spikes in the batch (before any dropout)
+
+
+def input_dropout_current(layer: SRMLayer, times: torch.Tensor, dropout: SpikeDropout,
+                          T: int) -> torch.Tensor:
+    """Eq 3 with training-mode dropout on the input spikes given as first-spike times ``(N, I)``.
+
+    Each input fires at most once, so the kinds reduce to three cheap exact forms:
+
+    * zeroing kinds (``dropout``, ``dropout2d``, ``feature``, any mask in time): a spike is
+      kept with probability ``1 - p``, independently per sample and input; the mask at the
+      steps without a spike multiplies zeros. One draw per (sample, input), the kept spikes
+      as events, the current scaled by ``1 / (1 - p)`` (it is linear in the spikes). A fresh
+      mask per step and one per sample are the same operation here, in distribution.
+    * time-constant alpha kinds (``feature_alpha``; ``alpha`` with one mask per sample):
+      ``y = a r x + c`` with ``c = a alpha' (1 - r) + b`` constant over the window, so the
+      current is ``a`` times the kept spikes' event current plus ``c @ W_k`` once per sample,
+      added from step ``d_k`` on: a silent input is not silent any more, but costs one
+      product per sample instead of one per step.
+    * per-step ``alpha``: every entry of the ``(T, N, I)`` raster becomes non-zero at every
+      step, so the event form has nothing to save: one dense product (eq 3 as a matrix).
+
+    The same numbers as eq 3 on the dropped-out raster (tested against the dense form).
+    """
+    N, n_in = times.shape
+    kind, p = dropout.kind, dropout.p
+    weight, delays = layer.weight_events, layer.delays_list
+    if kind not in ALPHA_KINDS:
+        keep = keep_mask((N, n_in), p, times.device).bool()
+        kept = times.masked_fill(~keep, NO_SPIKE)
+        return layer.current(SF.events_from_times(kept, T)) / (1.0 - p)
+    if kind == "alpha" and not dropout.time_consistent:
+        raster = times_to_raster(times, T).to(weight.dtype)
+        keep = keep_mask(tuple(raster.shape), p, times.device, weight.dtype)
+        return SF.apply_delays(SF.dense_bags(alpha_dropout_apply(raster, keep, p), weight), delays)
+    a, b = alpha_affine(p)
+    keep = keep_mask((N, n_in), p, times.device, weight.dtype)
+    kept = times.masked_fill(keep == 0, NO_SPIKE)
+    current = layer.current(SF.events_from_times(kept, T)) * a
+    constant = (a * ALPHA_PRIME) * (1.0 - keep) + b  # (N, I): a silent or dropped input's value
+    K, _, C = weight.shape
+    per_delay = (constant @ weight.permute(1, 0, 2).reshape(n_in, K * C)).view(N, K, C)
+    for k, d in enumerate(delays):
+        current[d:] += per_delay[:, k]
+    return current
 
 
 class SRMNetwork(nn.Module):
@@ -103,31 +157,44 @@ class SRMNetwork(nn.Module):
                                init_gain=c.init_gain, **common)
         self.dropout = make_dropout(c.dropout, c.p, c.time_consistent)
 
-    def _input_events(self, x: torch.Tensor, order: torch.Tensor | None) -> SF.SpikeEvents:
+    def _dropping(self, site: str) -> bool:
+        return self.training and self.config.site == site and self.dropout.kind != "none" and self.dropout.p > 0
+
+    def _hidden_current(self, x: torch.Tensor, order: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+        """Eq 3 for the input layer (with input-site dropout in training) and the input spike count."""
         T = self.config.T
-        is_times = x.dtype == torch.uint8
-        if self.config.site == "input" and self.training and self.dropout.kind != "none":
-            raster = times_to_raster(x, T) if is_times else x
-            return SF.events_from_raster(self.dropout(raster))
-        if is_times:
-            return SF.events_from_times(x, T, order)
-        return SF.events_from_raster(x)
+        if x.dtype == torch.uint8:
+            spikes = int((x < T).sum())
+            if self._dropping("input"):
+                return input_dropout_current(self.hidden, x, self.dropout, T), spikes
+            return self.hidden.current(SF.events_from_times(x, T, order)), spikes
+        spikes = int((x != 0).sum())
+        if self._dropping("input"):
+            x = self.dropout(x)
+            if self.dropout.kind in ALPHA_KINDS:  # every entry non-zero: the dense product
+                return SF.apply_delays(SF.dense_bags(x, self.hidden.weight_events), self.hidden.delays_list), spikes
+        return self.hidden.current(SF.events_from_raster(x)), spikes
+
+    def hidden_spikes(self, x: torch.Tensor, order: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+        """The hidden layer's first-spike raster ``(T, N, hidden)`` and the input spike count."""
+        current, spikes = self._hidden_current(x, order)
+        if self._dropping("current"):
+            current = self.dropout(current)
+        potential = SF.psp(current, self.hidden.kernel(current.shape[0]))
+        return self.hidden.fire(potential), spikes
+
+    def output_potential(self, hidden_spikes: torch.Tensor) -> torch.Tensor:
+        """The readout layer's potentials ``(T, N, out)`` (hidden-site dropout in training)."""
+        to_output = self.dropout(hidden_spikes) if self._dropping("hidden") else hidden_spikes
+        return self.output.potential(to_output)
 
     def forward(self, x: torch.Tensor, order: torch.Tensor | None = None) -> NetworkOutput:
         """``x``: first-spike times ``(N, in)`` as uint8 (see :mod:`snnlib.kernels`) or a
         float spike raster ``(T, N, in)``. ``order``: optional row-wise argsort of the
         times (precomputed by the datasets)."""
-        site = self.config.site
-        events = self._input_events(x, order)
-        current = self.hidden.current(events)
-        if site == "current":
-            current = self.dropout(current)
-        potential = SF.psp(current, self.hidden.kernel(current.shape[0]))
-        hidden_spikes = self.hidden.fire(potential)
-        to_output = self.dropout(hidden_spikes) if site == "hidden" else hidden_spikes
-        potential = self.output.potential(to_output)
-        logits = self.config.readout_scale * potential.amax(0)
-        return NetworkOutput(logits, hidden_spikes, events.count)
+        hidden_spikes, input_spikes = self.hidden_spikes(x, order)
+        logits = self.config.readout_scale * self.output_potential(hidden_spikes).amax(0)
+        return NetworkOutput(logits, hidden_spikes, input_spikes)
 
     def hidden_importance(self) -> torch.Tensor:
         """Importance of each hidden neuron: the L1 norm of its outgoing weights ``(hidden,)``.
@@ -135,3 +202,26 @@ class SRMNetwork(nn.Module):
         This is the "rank neurons by weight" measure of the paper's Table 2.
         """
         return self.output.weight_events.detach().abs().sum(dim=(0, 2))
+
+    @torch.no_grad()
+    def silenced_logits(self, x: torch.Tensor, order: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``(N, hidden, out)`` with each hidden neuron silenced in turn (no dropout).
+
+        Silencing neuron ``h`` removes its contribution ``sum_k W[k, h] eps(t - t_h - d_k)``
+        from every output potential (eqs 1-3 are linear in the hidden spikes), so all
+        ``hidden`` ablations come from one pass: the full potentials minus each neuron's
+        part. The second importance measure of the neurons chapter (accuracy lost when a
+        neuron is silenced) is built on it.
+        """
+        spikes, _ = self.hidden_spikes(x, order)
+        full = self.output.potential(spikes)  # (T, N, O)
+        T = spikes.shape[0]
+        kernel = self.output.kernel(T)
+        weight = self.output.weight_events  # (K, H, O)
+        parts = torch.zeros(T, *spikes.shape[1:], weight.shape[2], dtype=full.dtype, device=full.device)
+        for k, d in enumerate(self.output.delays_list):
+            shifted = torch.zeros_like(spikes)
+            shifted[d:] = spikes[: T - d]
+            psp = SF.psp(shifted, kernel)  # (T, N, H): neuron h's response through delay k
+            parts += psp[..., None] * weight[k]  # (T, N, H, O)
+        return self.config.readout_scale * (full[:, :, None, :] - parts).amax(0)

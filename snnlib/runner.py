@@ -90,7 +90,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from .training import RunConfig
+from .system import parse_device
+from .training import RunConfig, config_difference
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "experiment.ipynb"
@@ -291,8 +292,8 @@ def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
         saved = record["config"]
     except (OSError, ValueError, KeyError, TypeError):
         return "foreign", None, f"{path} is not a run record; move it away"
-    if saved != spec.config:
-        diff = sorted(k for k in set(saved) | set(spec.config) if saved.get(k) != spec.config.get(k))
+    diff = config_difference(saved, RunConfig.from_dict(spec.config))
+    if diff:
         return "foreign", None, (f"{path.parent} holds a run with a different configuration "
                                  f"(differs in: {', '.join(diff)}); move it away")
     if record.get("status") == "finished":
@@ -412,7 +413,7 @@ def execute(task: dict) -> dict:
             result["error"] = f"{error} (see {output_nb})"
             return result
         record = json.loads((out / "metrics.json").read_text())
-        if record.get("config") != task["config"]:
+        if config_difference(record.get("config"), RunConfig.from_dict(task["config"])):
             result["error"] = "the notebook ran another configuration than asked (are all parameters passed?)"
         elif record.get("status") != "finished":
             result["error"] = f"the notebook ended but the run's status is {record.get('status')!r}"
@@ -474,16 +475,10 @@ def _check_notebook(notebook: Path) -> None:
 
 def _check_device(name: str) -> None:
     """The device's form (whether it exists is up to the machine that runs the configuration)."""
-    if name == "auto":
-        return
-    import torch
-
     try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise GridError(f"unknown device {name!r}; allowed: auto, cpu, cuda, cuda:N") from err
-    if device.type not in ("cpu", "cuda"):
-        raise GridError(f"unsupported device {name!r}; allowed: auto, cpu, cuda, cuda:N")
+        parse_device(name)
+    except ValueError as err:
+        raise GridError(str(err)) from err
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,8 +26,8 @@ TINY = ["train", *COMMON, "--train-subset", "512", "--epochs", "2"]
 RESUMABLE = ["train", *COMMON, "--train-subset", "3072", "--epochs", "4"]
 
 TRAIN_OPTIONS = [
-    "--dataset", "--variant", "--p", "--time-consistent", "--site", "--seed", "--epochs",
-    "--train-subset", "--test-subset", "--batch-size", "--lr", "--weight-decay", "--t-enc", "--T",
+    "--dataset", "--variant", "--p", "--time-consistent", "--site", "--seed", "--init-seed", "--epochs",
+    "--train-subset", "--test-subset", "--val-size", "--batch-size", "--lr", "--weight-decay", "--t-enc", "--T",
     "--K", "--delay-spread", "--tau", "--threshold", "--hidden", "--device", "--threads",
     "--no-progress", "--out",
 ]
@@ -75,7 +75,8 @@ def test_finished_run_record(finished_run):
     assert [e["epoch"] for e in record["epochs"]] == [1, 2]
     assert record["config"]["variant"] == "dropout" and record["config"]["p"] == 0.2
     assert record["config"]["train_subset"] == 512 and record["config"]["network"]["T"] == 24
-    assert (finished_run / "checkpoint.pt").exists()
+    # a finished run keeps its trained network, not the checkpoint it resumed from
+    assert (finished_run / "weights.pt").exists() and not (finished_run / "checkpoint.pt").exists()
     for epoch in record["epochs"]:
         assert 0.0 <= epoch["test_acc"] <= 1.0 and epoch["train_loss"] > 0
 

@@ -58,23 +58,46 @@ def test_smoke_grid_expands_to_the_documented_layout():
     assert {(s.config["epochs"], s.config["train_subset"], s.config["test_subset"]) for s in specs} == {(1, 300, 200)}
 
 
+def grid_specs(name: str) -> list:
+    specs = runner.expand_grid(runner.load_grid(GRIDS / f"{name}.json"))
+    assert all(s.error is None for s in specs), name
+    return specs
+
+
 def test_project_grids_are_valid_and_complete():
-    paper = runner.expand_grid(runner.load_grid(GRIDS / "paper.json"))
-    assert len(paper) == 2 * 6 * 5 and all(s.error is None for s in paper)
+    paper = grid_specs("paper")
+    assert len(paper) == 2 * 6 * 5
     assert {s.rel.split("/")[1] for s in paper} == {
         "none_p0_step_current", "dropout_p0.5_step_current", "dropout2d_p0.5_step_current",
         "feature_p0.5_step_current", "feature_alpha_p0.5_step_current", "alpha_p0.5_step_current"}
-    assert {s.config["epochs"] for s in paper} == {20}
-    assert {s.config["train_subset"] for s in paper} == {None}
-    remedy = runner.expand_grid(runner.load_grid(GRIDS / "remedy.json"))
-    assert len(remedy) == 2 * 2 * 5 and all(s.config["time_consistent"] for s in remedy)
-    assert {s.rel.split("/")[1] for s in remedy} == {"dropout_p0.5_consistent_current", "alpha_p0.5_consistent_current"}
-    sensitivity = runner.expand_grid(runner.load_grid(GRIDS / "sensitivity.json"))
-    # the p = 0.5 current-site cells come from the paper grid (dropout per step; dropout2d is per sample)
-    assert len(sensitivity) == (3 * 2 + 2) * 3 and all(s.error is None for s in sensitivity)
-    assert {s.config["site"] for s in sensitivity} == {"current", "hidden", "input"}
-    assert {(s.config["p"], s.config["time_consistent"]) for s in sensitivity if s.config["site"] == "current"} == {
-        (p, tc) for p in (0.1, 0.2, 0.3) for tc in (False, True)}
+    assert {(s.config["epochs"], s.config["train_subset"], s.config["val_size"]) for s in paper} == {(20, None, 5000)}
+    # seeds 5-9 land in the same folders; feature dropout (= dropout2d on this layer) is not repeated
+    more = grid_specs("paper_seeds")
+    assert len(more) == 2 * 5 * 5 and not {s.rel for s in more} & {s.rel for s in paper}
+    assert {s.config["seed"] for s in more} == {5, 6, 7, 8, 9}
+    # the C3 control: the initial weights of base seed s, another sample order
+    control = grid_specs("control")
+    assert {(s.config["init_seed"], s.config["seed"]) for s in control} == {(s, 100 + s) for s in range(10)}
+    # every kind at the two other sites: MNIST 5 seeds, CIFAR-10 5 (hidden) and 3 (input), more for C1's cells
+    sites = grid_specs("sites") + grid_specs("sites_dense") + grid_specs("sites_seeds")
+    cells: dict = {}
+    for s in sites:
+        c = s.config
+        cells.setdefault((c["dataset"], c["site"], c["variant"]), set()).add(c["seed"])
+    for dataset, site, seeds in (("mnist", "hidden", 5), ("mnist", "input", 5), ("cifar10", "hidden", 5),
+                                 ("cifar10", "input", 3)):
+        for kind in ("dropout", "dropout2d", "feature", "feature_alpha", "alpha"):
+            want = 10 if kind in ("dropout", "dropout2d") else seeds
+            assert cells[dataset, site, kind] == set(range(want)), (dataset, site, kind)
+    rates = grid_specs("rates")
+    assert {(s.config["dataset"], s.config["p"], s.config["time_consistent"]) for s in rates} == {
+        (d, p, tc) for d in ("mnist", "cifar10") for p in (0.1, 0.2, 0.3) for tc in (False, True)}
+    budget = grid_specs("budget")
+    assert {(s.config["epochs"], s.config["variant"]) for s in budget} == {
+        (60, "none"), (60, "dropout"), (60, "dropout2d")}
+    study = [s for name in ("paper", "paper_seeds", "control", "sites", "sites_dense", "sites_seeds", "rates",
+                            "budget", "tuning") for s in grid_specs(name)]
+    assert {s.config["val_size"] for s in study} == {5000}
 
 
 def test_other_fields_become_a_folder_suffix_and_duplicates_run_once():
@@ -241,9 +264,9 @@ def test_plots_read_the_layout_and_survive_empty_and_partial_grids(smoke_results
 
 def test_failures_are_reported_at_the_end(tmp_path, real_data_dir):
     # one good configuration; one invalid (p = 1.5: caught before any kernel starts); one that fails inside its
-    # notebook (a subset larger than MNIST: known only once the data is loaded); one whose folder holds another run
+    # notebook (a test subset larger than MNIST's: known only once the data is loaded); one whose folder holds another run
     grid = {"name": "fail", "base": {"dataset": "mnist", "epochs": 1, "train_subset": 300, "test_subset": 200},
-            "runs": [{"variant": "dropout", "p": 1.5}, {"variant": "none", "p": 0.0, "train_subset": 10**7},
+            "runs": [{"variant": "dropout", "p": 1.5}, {"variant": "none", "p": 0.0, "test_subset": 10**7},
                      {"variant": "dropout", "p": 0.5, "seed": 3}, {"variant": "none", "p": 0.0}]}
     path = write_grid(tmp_path, grid)
     invalid, in_notebook, foreign, ok = rels(grid)
