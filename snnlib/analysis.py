@@ -1,12 +1,15 @@
 """Statistics for the study: differences to base with confidence intervals, significance
-tests suited to a handful of seeds, and rank agreement of hidden-neuron importance.
+tests suited to a handful of seeds, Holm's correction, and rank agreement of hidden-neuron
+importance.
 
-Pure functions of numbers (no torch, no files): the results notebooks feed them the
-``metrics.json`` records.
+Pure functions of numbers (no torch, no files). Welch's t interval and test are scipy's
+(``scipy.stats.ttest_ind``); the exact permutation test gives the numbers of
+``scipy.stats.permutation_test`` over every split of the pooled values, computed faster.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -29,22 +32,54 @@ class Difference:
     n_variant: int
 
 
-def permutation_p(a: Sequence[float], b: Sequence[float]) -> float:
-    """Exact two-sided permutation test of equal means (all splits; 252 for 5 vs 5).
+def _abs_mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.abs(np.mean(x, axis=axis) - np.mean(y, axis=axis))
 
-    Makes no normality assumption. With 5 vs 5 the smallest possible p is 2/252 = 0.008.
+
+# Above this many splits the test samples MONTE_CARLO_RESAMPLES of them (seeded) instead of all.
+MAX_EXACT_SPLITS = 2_000_000
+MONTE_CARLO_RESAMPLES = 200_000
+
+
+@functools.lru_cache(maxsize=16)
+def _splits(n_total: int, n_a: int) -> np.ndarray:
+    """Every choice of ``n_a`` of ``n_total`` indices, one per row (cached: the study reuses a few sizes)."""
+    dtype = np.int8 if n_total < 128 else np.int32
+    return np.array(list(itertools.combinations(range(n_total), n_a)), dtype=dtype).reshape(-1, n_a)
+
+
+def permutation_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Exact two-sided permutation test of equal means: the share of all splits of the pooled
+    values into groups of ``len(a)`` and ``len(b)`` whose absolute difference of means is at
+    least the observed one (252 splits for 5 vs 5, 184,756 for 10 vs 10).
+
+    Makes no normality assumption. Its floor is ``2 / C(n_a + n_b, n_a)`` for equal groups:
+    0.008 for 5 vs 5, which no correction for eight tests survives; 1.1e-5 for 10 vs 10.
+    The number is that of ``scipy.stats.permutation_test`` with ``n_resamples=np.inf`` (tested; its
+    relative tolerance for ties included); the splits are enumerated here with one array operation,
+    about 100 times faster for 10 vs 10. Beyond :data:`MAX_EXACT_SPLITS` splits, scipy draws
+    :data:`MONTE_CARLO_RESAMPLES` random ones (seeded, so the p is reproducible).
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
+    n_total = len(a) + len(b)
+    if math.comb(n_total, len(a)) > MAX_EXACT_SPLITS:
+        result = stats.permutation_test((a, b), _abs_mean_difference, permutation_type="independent",
+                                        n_resamples=MONTE_CARLO_RESAMPLES, alternative="greater", vectorized=True,
+                                        rng=np.random.default_rng(0))
+        return float(result.pvalue)
     pooled = np.concatenate([a, b])
     observed = abs(a.mean() - b.mean())
-    total = pooled.sum()
-    count = n = 0
-    for chosen in itertools.combinations(range(len(pooled)), len(a)):
-        s = pooled[list(chosen)].sum()
-        mean_a, mean_b = s / len(a), (total - s) / len(b)
-        count += abs(mean_a - mean_b) >= observed - 1e-12
-        n += 1
-    return float(count / n)
+    sums = pooled[_splits(n_total, len(a))].sum(axis=1)
+    differences = np.abs(sums / len(a) - (pooled.sum() - sums) / len(b))
+    tolerance = 100 * np.finfo(float).eps * observed  # as scipy: equal up to rounding counts as extreme
+    return float(np.mean(differences >= observed - tolerance))
+
+
+def permutation_floor(n_a: int, n_b: int) -> float:
+    """The smallest p :func:`permutation_p` can give for groups of these sizes (all values distinct,
+    the groups completely separated): 2 splits of ``C(n_a + n_b, n_a)`` when ``n_a == n_b``, else 1."""
+    splits = math.comb(n_a + n_b, n_a)
+    return (2 if n_a == n_b else 1) / splits
 
 
 def compare(base: Sequence[float], variant: Sequence[float], level: float = 0.95) -> Difference:
@@ -54,14 +89,31 @@ def compare(base: Sequence[float], variant: Sequence[float], level: float = 0.95
         nan = float("nan")
         return Difference(float(b.mean() - a.mean()) if len(a) and len(b) else nan, nan, nan, nan, nan, len(a), len(b))
     diff = float(b.mean() - a.mean())
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
+    if a.var() == 0 and b.var() == 0:  # no spread: the t statistic is undefined
         return Difference(diff, diff, diff, 0.0 if diff else 1.0, permutation_p(a, b), len(a), len(b))
-    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, dof)) * se
-    welch = float(stats.ttest_ind(b, a, equal_var=False).pvalue)
-    return Difference(diff, diff - half, diff + half, welch, permutation_p(a, b), len(a), len(b))
+    welch = stats.ttest_ind(b, a, equal_var=False)
+    interval = welch.confidence_interval(confidence_level=level)
+    return Difference(diff, float(interval.low), float(interval.high), float(welch.pvalue), permutation_p(a, b),
+                      len(a), len(b))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the order given.
+
+    The ``i``-th smallest of ``m`` p-values is multiplied by ``m - i + 1`` (i from 1), the results
+    made non-decreasing in that order and capped at 1; a test is significant at level alpha
+    after the correction when its adjusted p is below alpha. NaN (a test that could not be
+    made) stays NaN and does not count towards ``m``.
+    """
+    values = np.asarray(pvalues, float)
+    adjusted = np.full(len(values), np.nan)
+    valid = np.flatnonzero(~np.isnan(values))
+    m = len(valid)
+    running = 0.0
+    for rank, i in enumerate(valid[np.argsort(values[valid], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * values[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
 
 
 def top_k(importance: Sequence[float], k: int = 10) -> list[int]:

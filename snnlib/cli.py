@@ -1,4 +1,4 @@
-"""Command line: ``python -m snnlib {train,fetch,summary,compare,bench} ...``.
+"""Command line: ``python -m snnlib {train,fetch,summary,compare,claims,bench} ...``.
 
 Bad input exits with status 2 and one line naming the problem; nothing saved is touched.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .data import DATASETS
 from .dropout import KINDS
@@ -95,33 +96,35 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .plots import final_table, format_final_table, load_records
-
-    root = Path(args.results)
+def _results_folder(path: str, label: str = "results") -> Path:
+    root = Path(path)
     if not root.is_dir():
-        raise ValueError(f"no results folder {root}")
-    print(format_final_table(final_table(load_records(root))))
+        raise ValueError(f"no {label} folder {root}")
+    return root
+
+
+def _refuse_existing(path: str | None) -> None:
+    if path and Path(path).exists():
+        raise ValueError(f"{path} exists; remove it or choose another file")
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from .records import format_summary, load_records, runs_table, summary
+
+    table = runs_table(load_records(_results_folder(args.results)))
+    print(format_summary(summary(table, ("test_acc", "train_loss", "train_eval_loss", "test_loss"))))
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .plots import compare_records, load_records
+    from .records import compare_records, load_records
     from .system import git_commit, write_json_atomic
 
-    roots = {"reference": Path(args.reference), "rerun": Path(args.rerun)}
-    for label, root in roots.items():
-        if not root.is_dir():
-            raise ValueError(f"no {label} results folder {root}")
-    if args.json and Path(args.json).exists():
-        raise ValueError(f"{args.json} exists; remove it or choose another file")
-    rows = compare_records(load_records(roots["reference"]), load_records(roots["rerun"]))
+    reference, rerun = _results_folder(args.reference, "reference results"), _results_folder(args.rerun, "rerun results")
+    _refuse_existing(args.json)
+    rows = compare_records(load_records(reference), load_records(rerun))
     if not rows:
-        raise ValueError(f"no run records under {roots['rerun']}")
+        raise ValueError(f"no run records under {rerun}")
     for row in rows:
         times = ""
         if row["reference_wall_time_s"] is not None and row["rerun_wall_time_s"] is not None:
@@ -130,15 +133,35 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"{row['path']}: {row['verdict']}{detail}{times}")
     verdicts = [row["verdict"] for row in rows]
     good = sum(v in ("identical", "reproduced") for v in verdicts)
-    summary = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
-    print(f"{good} of {len(rows)} rerun records reproduce the reference: {summary}")
+    counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
+    print(f"{good} of {len(rows)} rerun records reproduce the reference: {counts}")
     if args.json:
         commit, dirty = git_commit()
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(Path(args.json), {
             "command": "compare", "reference": args.reference, "rerun": args.rerun, "git_commit": commit,
-            "git_dirty": dirty, "summary": summary, "reproduced": good, "runs": len(rows), "rows": rows})
+            "git_dirty": dirty, "summary": counts, "reproduced": good, "runs": len(rows), "rows": rows})
     return 0 if good == len(rows) else 1
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from .claims import evaluate_claims, verdict_table
+    from .records import load_records
+    from .system import git_commit, write_json_atomic
+
+    root = _results_folder(args.results)
+    _refuse_existing(args.json)
+    records = load_records(root)
+    if not records:
+        raise ValueError(f"no run records under {root}")
+    claims = evaluate_claims(records)
+    print(verdict_table(claims))
+    if args.json:
+        commit, dirty = git_commit()
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(args.json), {"command": "claims", "results": args.results, "git_commit": commit,
+                                            "git_dirty": dirty, "records": len(records), **claims.to_json()})
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -166,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("datasets", nargs="*", default=list(DATASETS), help=f"any of: {', '.join(DATASETS)}")
     summary = sub.add_parser("summary", help="the final-accuracy table of a results folder (markdown)",
                              description="Print mean and standard deviation over seeds of the last epoch's "
-                                         "test accuracy and training loss for every configuration under RESULTS.")
+                                         "test accuracy, training loss (dropout on and off) and test loss for every "
+                                         "configuration under RESULTS (finished runs).")
     summary.add_argument("results", help="a results folder, e.g. results/paper")
     compare = sub.add_parser("compare", help="check a rerun of a grid against the records it should reproduce",
                              description="Compare every run record under RERUN with the record at the same "
@@ -175,14 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("reference", help="the records to reproduce, e.g. results/paper")
     compare.add_argument("rerun", help="the rerun's records, e.g. the --results folder of the runner plus /paper")
     compare.add_argument("--json", help="also write the comparison to this JSON file (must not exist)")
-    try:
-        from .bench import add_arguments
-    except ImportError:  # pragma: no cover - bench is optional while it is being built
-        add_arguments = None
-    if add_arguments is not None:
-        add_arguments(sub.add_parser("bench", help="training throughput: snnlib vs dense vs snnTorch",
-                                     description="Measure training samples/s and peak memory of "
-                                                 "snnlib, a dense reference and snnTorch, side by side."))
+    claims = sub.add_parser("claims", help="the verdict on each of the paper's claims, from the records under RESULTS",
+                            description="Test the paper's claims C1-C3 on every run record under RESULTS (runs are "
+                                        "chosen by configuration, so added runs of the study's configurations count) "
+                                        "and print the verdict table; the rules are in snnlib.claims.")
+    claims.add_argument("results", help="a results folder, e.g. results")
+    claims.add_argument("--json", help="also write every test, cell and verdict to this JSON file (must not exist)")
+    from .bench import add_arguments
+
+    add_arguments(sub.add_parser("bench", help="training throughput: snnlib vs dense vs snnTorch",
+                                 description="Measure training samples/s and peak memory of "
+                                             "snnlib, a dense reference and snnTorch, side by side."))
     return parser
 
 
@@ -193,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     from .training import RunError
 
     try:
-        commands = {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary, "compare": _compare}
+        commands = {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary, "compare": _compare,
+                    "claims": _claims}
         return commands[args.command](args)
     except (ValueError, RunError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -284,11 +284,32 @@ def test_compare_a_rerun_with_its_records(cli, finished_run, tmp_path):
     assert_one_error_line(cli("compare", str(reference), str(tmp_path / "missing")))
 
 
-def test_compare_records_flags_unfinished_and_unmatched_runs(finished_run):
-    from snnlib.plots import compare_records, load_records
+# ---------------------------------------------------------------- (g) the verdicts on the claims
 
-    reference = load_records(finished_run.parent)
-    unfinished = {**reference[0], "status": "running"}
-    stray = {**reference[0], "path": "elsewhere"}
-    rows = compare_records(reference, [unfinished, stray])
-    assert [row["verdict"] for row in rows] == ["unfinished", "no reference"]
+def test_claims_prints_the_verdict_table_and_writes_json_once(cli, tmp_path):
+    """On a folder of synthetic records of the study's settings: the verdict table on stdout, every
+    test in --json, which is never overwritten; a missing folder is one error line."""
+    from recordmaker import make_record
+
+    from snnlib.system import write_json_atomic
+
+    for seed in range(5):
+        for variant, acc in (("none", 0.97), ("dropout", 0.95)):
+            record = make_record("mnist", variant, seed, test_acc=acc + 0.001 * seed, train_loss=0.05 + 0.001 * seed)
+            folder = tmp_path / "results" / record.pop("path")
+            folder.mkdir(parents=True)
+            write_json_atomic(folder / "metrics.json", record)
+    out = tmp_path / "claims.json"
+    proc = cli("claims", str(tmp_path / "results"), "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("| claim | reading | dropout site |")
+    assert "| C1 | paper's metrics (training loss with dropout on, test accuracy) | current |" in proc.stdout
+    written = json.loads(out.read_text())
+    assert written["records"] == 10 and written["verdicts"] and written["cells"]
+    c1 = [c for c in written["cells"] if c["claim"] == "C1" and c["kind"] == "dropout" and c["site"] == "current"
+          and c["dataset"] == "mnist" and c["metric"] == "test_acc"]
+    assert len(c1) == 1 and c1[0]["n_base"] == c1[0]["n_variant"] == 5 and c1[0]["difference"] < 0
+    before = out.read_text()
+    assert_one_error_line(cli("claims", str(tmp_path / "results"), "--json", str(out)))
+    assert out.read_text() == before
+    assert_one_error_line(cli("claims", str(tmp_path / "missing")))

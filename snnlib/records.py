@@ -1,0 +1,370 @@
+"""Run records (``metrics.json``): loading, tidy tables, selection, completeness and reruns.
+
+Everything the study states is computed from the records through this module: the CLI's
+``summary``, ``compare`` and ``claims``, and every analysis chapter.
+
+- :func:`load_records` reads every record under a folder; :func:`runs_table` makes the tidy
+  table of runs (one row per run: its configuration and its last epoch's numbers) and
+  :func:`epochs_table` the table of every run and epoch.
+- Runs are selected by configuration, not by folder (:func:`select`), so a reader's own runs
+  of the same configuration join the study's. :data:`STUDY_SETTINGS` are the settings that
+  every run of the study shares; :func:`study_runs` keeps the finished runs that have them.
+- :func:`summary` gives mean, standard deviation and n per configuration (seeds pooled);
+  :func:`markdown_table` formats any table.
+- :func:`expected_runs` and :func:`missing_runs` check a results folder against grid files;
+  :func:`compare_records` checks a rerun against the records it should reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dropout import KINDS
+from .network import SITES, NetworkConfig
+from .training import RECORD_VERSION, RunConfig, timing_free
+
+DATASETS = ("mnist", "cifar10")
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+KIND_NAMES = {"none": "base (no dropout)", "dropout": "dropout", "dropout2d": "dropout2d",
+              "feature": "feature dropout", "feature_alpha": "feature alpha dropout", "alpha": "alpha dropout"}
+# A configuration as the study varies it; runs of one cell differ only in their seed.
+CELL_KEYS = ("dataset", "variant", "p", "mask", "site", "epochs")
+# Everything else of a run's configuration, as the study's runs have it (the last 5,000 training
+# samples held out for validation; the network's defaults).
+_NET_FIXED = ("in_features", "dropout", "p", "time_consistent", "site")
+STUDY_SETTINGS = {
+    "init_seed": None, "train_subset": None, "test_subset": None, "val_size": 5000,
+    "batch_size": 128, "lr": 1e-3, "weight_decay": 0.0, "t_enc": 12,
+    **{f"network.{k}": v for k, v in NetworkConfig().to_dict().items() if k not in _NET_FIXED},
+}
+# Numbers of the last epoch that the tables carry (those a record has).
+EPOCH_METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc",
+                 "test_loss", "test_acc", "train_hidden_spikes", "test_hidden_spikes", "test_input_spikes",
+                 "test_synaptic_events")
+ACCURACY_METRICS = ("train_acc", "train_eval_acc", "val_acc", "test_acc")  # fractions; shown in percent
+METRIC_NAMES = {"train_loss": "training loss (dropout on)", "train_acc": "training accuracy (dropout on)",
+                "train_eval_loss": "training loss (dropout off)", "train_eval_acc": "training accuracy (dropout off)",
+                "val_loss": "validation loss", "val_acc": "validation accuracy",
+                "test_loss": "test loss", "test_acc": "test accuracy",
+                "train_hidden_spikes": "hidden spikes per sample (training)",
+                "test_hidden_spikes": "hidden spikes per sample (test)",
+                "test_input_spikes": "input spikes per sample (test)",
+                "test_synaptic_events": "synaptic events per sample (test)"}
+
+
+# ---------------------------------------------------------------- reading
+
+def load_records(root: str | Path) -> list[dict]:
+    """Every run record under ``root`` (``**/metrics.json``), sorted by folder.
+
+    Each record gets ``path``, its folder relative to ``root`` (``paper/mnist/none_p0_step_current/seed0``
+    when ``root`` is the results folder). A missing ``root`` gives an empty list; unreadable files and
+    records of a newer format than this library reads are skipped with a warning.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    records = []
+    for path in sorted(root.glob("**/metrics.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            warnings.warn(f"skipping {path}: {err}", stacklevel=2)
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict) or "epochs" not in record:
+            warnings.warn(f"skipping {path}: not a run record", stacklevel=2)
+            continue
+        if record.get("record_version", 1) > RECORD_VERSION:
+            warnings.warn(f"skipping {path}: record version {record['record_version']} is newer than this "
+                          f"library reads ({RECORD_VERSION}); update snnlib", stacklevel=2)
+            continue
+        record["path"] = path.parent.relative_to(root).as_posix()
+        records.append(record)
+    return records
+
+
+def is_finished(record: dict) -> bool:
+    return record.get("status") == "finished" and bool(record.get("epochs"))
+
+
+def _flat_config(record: dict) -> dict:
+    """A record's configuration with every key present (older records: the defaults) and the
+    network's values as ``network.NAME``."""
+    try:
+        config = RunConfig.from_dict(record["config"]).to_dict()
+    except (TypeError, ValueError):
+        config = dict(record["config"])
+    flat = {k: v for k, v in config.items() if k != "network"}
+    flat.update({f"network.{k}": v for k, v in config.get("network", {}).items() if k not in _NET_FIXED})
+    return flat
+
+
+def runs_table(records: Iterable[dict]) -> pd.DataFrame:
+    """The tidy table of runs: one row per record, with its configuration (``mask`` is ``step``
+    or ``sample``), ``status``, ``epochs_done``, the last epoch's numbers (:data:`EPOCH_METRICS`,
+    NaN where a record lacks one), ``study`` (whether the run has :data:`STUDY_SETTINGS`),
+    ``path``, ``wall_time_s`` and ``record`` (the record itself, for per-neuron numbers)."""
+    rows = []
+    for record in records:
+        config = _flat_config(record)
+        last = record["epochs"][-1] if record.get("epochs") else {}
+        row = {**config, "mask": "sample" if config.get("time_consistent") else "step",
+               "status": record.get("status"), "finished": is_finished(record),
+               "epochs_done": len(record.get("epochs", [])),
+               **{m: _number(last.get(m)) for m in EPOCH_METRICS},
+               "study": all(_same(config.get(k), v) for k, v in STUDY_SETTINGS.items()),
+               "path": record.get("path"), "wall_time_s": record.get("wall_time_s"), "record": record}
+        rows.append(row)
+    columns = ["dataset", "variant", "p", "mask", "site", "epochs", "seed", "init_seed", "status", "finished",
+               "epochs_done", *EPOCH_METRICS, "study", "path", "wall_time_s", "record"]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    return table[columns + [c for c in table.columns if c not in columns]]
+
+
+def epochs_table(records: Iterable[dict]) -> pd.DataFrame:
+    """One row per run and epoch: the run's cell keys, seed, init_seed and path, and that epoch's numbers."""
+    rows = []
+    for record in records:
+        config = _flat_config(record)
+        keys = {"dataset": config["dataset"], "variant": config["variant"], "p": config["p"],
+                "mask": "sample" if config.get("time_consistent") else "step", "site": config["site"],
+                "epochs": config["epochs"], "seed": config["seed"], "init_seed": config.get("init_seed"),
+                "path": record.get("path")}
+        for entry in record.get("epochs", []):
+            rows.append({**keys, "epoch": entry["epoch"], **{m: _number(entry.get(m)) for m in EPOCH_METRICS}})
+    return pd.DataFrame(rows)
+
+
+def _number(value: object) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return math.isclose(a, b)
+    return a == b
+
+
+# ---------------------------------------------------------------- selecting
+
+def select(table: pd.DataFrame, **wanted: object) -> pd.DataFrame:
+    """The rows whose columns equal every ``wanted`` value (None as a value matches a missing one)."""
+    mask = pd.Series(True, index=table.index)
+    for key, value in wanted.items():
+        column = table[key]
+        mask &= column.isna() if value is None else column.map(lambda v, value=value: _same(v, value)).astype(bool)
+    return table[mask]
+
+
+def study_runs(table: pd.DataFrame, epochs: int = 20) -> pd.DataFrame:
+    """The finished runs with the study's settings and budget (``epochs``), one per configuration
+    and seed: if a folder tree holds the same run twice (a rerun elsewhere under the same root),
+    the first is kept."""
+    chosen = table[table["finished"] & table["study"] & (table["epochs"] == epochs)]
+    return chosen.drop_duplicates(subset=[*CELL_KEYS, "seed"], keep="first")
+
+
+def base_runs(table: pd.DataFrame, dataset: str, epochs: int = 20) -> pd.DataFrame:
+    """The base network's study runs on ``dataset`` (no dropout, the site does not matter)."""
+    runs = select(study_runs(table, epochs), dataset=dataset, variant="none")
+    return runs.drop_duplicates(subset=["seed"], keep="first")
+
+
+def cell_runs(table: pd.DataFrame, dataset: str, variant: str, p: float = 0.5, mask: str = "step",
+              site: str = "current", epochs: int = 20) -> pd.DataFrame:
+    """The study runs of one dropout cell (the base network for ``variant`` ``none``)."""
+    if variant == "none":
+        return base_runs(table, dataset, epochs)
+    return select(study_runs(table, epochs), dataset=dataset, variant=variant, p=p, mask=mask, site=site)
+
+
+def control_runs(table: pd.DataFrame, dataset: str, epochs: int = 20) -> pd.DataFrame:
+    """The C3 control: finished base runs that take the initial weights of another seed (``init_seed``
+    set) and otherwise the study's settings."""
+    settings = {k: v for k, v in STUDY_SETTINGS.items() if k != "init_seed"}
+    ok = table["finished"] & (table["epochs"] == epochs) & table["init_seed"].notna()
+    ok &= table.apply(lambda row: all(_same(row.get(k), v) for k, v in settings.items()), axis=1) if len(table) else ok
+    return select(table[ok], dataset=dataset, variant="none")
+
+
+def by_seed(runs: pd.DataFrame, metric: str) -> dict[int, float]:
+    """{seed: the last epoch's ``metric``} of runs (the C3 control is keyed by its init_seed)."""
+    keys = runs["init_seed"].where(runs["init_seed"].notna(), runs["seed"]).astype(int)
+    return dict(zip(keys, runs[metric].astype(float), strict=True))
+
+
+def per_neuron(runs: pd.DataFrame, key: str) -> dict[int, list[float]]:
+    """{seed: the record's per-neuron list ``key``} (e.g. ``hidden_importance``); the C3 control is
+    keyed by its init_seed, the seed whose initial weights it shares."""
+    out = {}
+    for _, row in runs.iterrows():
+        seed = int(row["init_seed"]) if pd.notna(row["init_seed"]) else int(row["seed"])
+        if key in row["record"]:
+            out[seed] = row["record"][key]
+    return out
+
+
+# ---------------------------------------------------------------- summaries
+
+def summary(table: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "train_loss"),
+            keys: Sequence[str] = CELL_KEYS) -> pd.DataFrame:
+    """Mean, sample standard deviation (ddof 1; NaN for one run) and ``n`` of each metric per group of
+    ``keys`` (seeds pooled), over finished runs; groups in the library's order (datasets, kinds, sites)."""
+    done = table[table["finished"]] if "finished" in table else table
+    if done.empty:
+        return pd.DataFrame(columns=[*keys, "n", "seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+    rows = []
+    for values, group in done.groupby(list(keys), dropna=False, sort=False):
+        row = dict(zip(keys, values, strict=True))
+        row["n"] = len(group)
+        row["seeds"] = sorted(int(s) for s in group["seed"])
+        for m in metrics:
+            x = group[m].astype(float).dropna()
+            row[f"{m}_mean"] = float(x.mean()) if len(x) else math.nan
+            row[f"{m}_std"] = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+        rows.append(row)
+    result = pd.DataFrame(rows)
+    order = {"dataset": DATASETS, "variant": KINDS, "site": SITES, "mask": ("step", "sample")}
+    sort_keys = [k for k in keys if k in result]
+    return result.sort_values(sort_keys, key=lambda c: c.map(
+        lambda v, name=c.name: order[name].index(v) if name in order and v in order[name] else v
+    ), kind="stable").reset_index(drop=True)
+
+
+def mean_std(values: Iterable[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ± std`` (sample std), the mean alone for one value, ``-`` for none."""
+    v = np.asarray([x for x in values if not (isinstance(x, float) and math.isnan(x))], float) * scale
+    if len(v) == 0:
+        return "-"
+    return f"{v.mean():.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def signed_interval(diff: float, low: float, high: float, scale: float = 1.0, digits: int = 2) -> str:
+    """``+0.42 [+0.24, +0.59]``; the difference alone without an interval, ``-`` without either."""
+    if math.isnan(diff):
+        return "-"
+    if math.isnan(low):
+        return f"{diff * scale:+.{digits}f}"
+    return f"{diff * scale:+.{digits}f} [{low * scale:+.{digits}f}, {high * scale:+.{digits}f}]"
+
+
+def p_text(p: float) -> str:
+    """A p-value in three decimals, or in scientific notation below 0.001 (``-`` for NaN)."""
+    return "-" if math.isnan(p) else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+def format_summary(rows: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "train_loss")) -> str:
+    """A Markdown table of :func:`summary` rows: accuracies in percent (2 decimals), losses to 4."""
+    if rows.empty:
+        return "_No finished runs._"
+    head = ["dataset", "dropout", "p", "mask", "site", "epochs", "n"] + [
+        METRIC_NAMES.get(m, m) + (" (%)" if m in ACCURACY_METRICS else "") for m in metrics]
+    body = []
+    for _, r in rows.iterrows():
+        none = r["variant"] == "none"
+        cells = [DATASET_NAMES.get(r["dataset"], r["dataset"]), r["variant"], "-" if none else r["p"],
+                 "-" if none else ("per step" if r["mask"] == "step" else "per sample"),
+                 "-" if none else r["site"], r["epochs"], r["n"]]
+        for m in metrics:
+            scale, digits = (100.0, 2) if m in ACCURACY_METRICS else (1.0, 4)
+            mean, std = r[f"{m}_mean"] * scale, r[f"{m}_std"] * scale
+            cells.append("-" if math.isnan(mean) else f"{mean:.{digits}f}" if math.isnan(std)
+                         else f"{mean:.{digits}f} ± {std:.{digits}f}")
+        body.append(cells)
+    return markdown_table(head, body)
+
+
+# ---------------------------------------------------------------- completeness and reruns
+
+def expected_runs(grid_files: Iterable[str | Path]) -> list[str]:
+    """The run folders (``NAME/dataset/cell/seedK``, relative to a results folder) that grid files ask for."""
+    from .runner import expand_grid, load_grid
+
+    rels = []
+    for path in grid_files:
+        grid = load_grid(path)
+        rels += [f"{grid['name']}/{spec.rel}" for spec in expand_grid(grid)]
+    return list(dict.fromkeys(rels))
+
+
+def missing_runs(expected: Iterable[str], records: Iterable[dict]) -> list[str]:
+    """Which ``expected`` run folders have no finished record, one line per configuration folder:
+    ``paper/mnist/alpha_p0.5_step_current: seeds 3, 4 missing; seed 2 unfinished``."""
+    status = {r.get("path"): r.get("status") for r in records}
+    missing: dict[str, list[str]] = {}
+    running: dict[str, list[str]] = {}
+    for rel in expected:
+        if status.get(rel) == "finished":
+            continue
+        folder, _, seed = rel.rpartition("/")
+        (running if rel in status else missing).setdefault(folder, []).append(seed.removeprefix("seed"))
+    lines = []
+    for folder in dict.fromkeys([*missing, *running]):
+        parts = []
+        for label, found in (("missing", missing), ("unfinished", running)):
+            if folder in found:
+                s = found[folder]
+                parts.append(f"seed{'s' if len(s) > 1 else ''} {', '.join(s)} {label}")
+        lines.append(f"{folder}: {'; '.join(parts)}")
+    return lines
+
+
+# A hidden importance sums 40 float32 weights; library versions that add them in another order
+# agree to float32 rounding, far below any real difference.
+IMPORTANCE_ROUNDING = 1e-5
+_EXACT_FIELDS = ("hidden_firing_rate", "hidden_mean_spike_step", "hidden_silencing_drop")
+
+
+def compare_records(reference: Iterable[dict], rerun: Iterable[dict]) -> list[dict]:
+    """Each rerun record against the reference record with the same ``path``.
+
+    One row per rerun record, with ``path``, both wall times and ``verdict``: ``identical``
+    (configuration, every per-epoch number and every per-neuron number equal), ``reproduced``
+    (the same, except hidden importances equal only to float32 rounding, same ranking),
+    ``differs``, ``unfinished`` or ``no reference``. Times and provenance are not compared; the
+    rerun's commit and device are listed.
+    """
+    by_path = {r["path"]: r for r in reference}
+    rows = []
+    for new in rerun:
+        old = by_path.get(new["path"])
+        row = {"path": new["path"], "rerun_wall_time_s": new.get("wall_time_s"),
+               "reference_wall_time_s": None if old is None else old.get("wall_time_s"),
+               "rerun_git_commit": new.get("git_commit"), "rerun_device_name": new.get("device_name"),
+               "importance_difference": None}
+        if old is None:
+            row["verdict"] = "no reference"
+        elif not (is_finished(new) and is_finished(old)):
+            row["verdict"] = "unfinished"
+        else:
+            imp_old, imp_new = np.asarray(old["hidden_importance"]), np.asarray(new["hidden_importance"])
+            same_shape = imp_old.shape == imp_new.shape
+            difference = float(np.abs(imp_old - imp_new).max()) if same_shape and imp_old.size else 0.0
+            row["importance_difference"] = difference if same_shape else None
+            same = (old["config"] == new["config"]
+                    and timing_free(old)["epochs"] == timing_free(new)["epochs"]
+                    and all(old.get(k) == new.get(k) for k in _EXACT_FIELDS))
+            if same and same_shape and difference == 0.0:
+                row["verdict"] = "identical"
+            elif (same and same_shape and difference <= IMPORTANCE_ROUNDING
+                  and np.array_equal(np.argsort(imp_old, kind="stable"), np.argsort(imp_new, kind="stable"))):
+                row["verdict"] = "reproduced"
+            else:
+                row["verdict"] = "differs"
+        rows.append(row)
+    return rows

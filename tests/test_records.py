@@ -1,0 +1,105 @@
+"""Run records: loading, the tidy tables, selection by configuration, summaries, completeness
+against grid files, and the comparison of a rerun with its reference."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+from recordmaker import make_record
+
+from snnlib import records as R
+from snnlib.system import write_json_atomic
+
+
+def write(root, record):
+    folder = root / record.pop("path")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "metrics.json", record)
+
+
+def test_load_records_relative_paths_and_skips_what_it_cannot_read(tmp_path):
+    write(tmp_path, make_record(path="paper/mnist/none_p0.0_step_current/seed0"))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{not json")
+    newer = make_record(path="later/x")
+    newer["record_version"] = 99
+    write(tmp_path, newer)
+    with pytest.warns(UserWarning) as caught:
+        records = R.load_records(tmp_path)
+    assert [r["path"] for r in records] == ["paper/mnist/none_p0.0_step_current/seed0"]
+    assert any("newer" in str(w.message) for w in caught) and any("broken" in str(w.message) for w in caught)
+    assert R.load_records(tmp_path / "absent") == []
+
+
+def test_runs_table_reads_old_records_with_the_defaults_of_their_time():
+    old = make_record("mnist", "dropout", 1, val_size=0)
+    del old["config"]["init_seed"], old["config"]["val_size"]
+    for e in old["epochs"]:
+        del e["train_eval_loss"], e["train_eval_acc"], e["val_loss"], e["val_acc"]
+    table = R.runs_table([old, make_record("mnist", "dropout", 1)])
+    assert list(table["val_size"]) == [0, 5000] and list(table["study"]) == [False, True]
+    assert math.isnan(table["train_eval_loss"].iloc[0]) and table["train_eval_loss"].iloc[1] == 0.05
+    assert list(table["mask"]) == ["step", "step"]
+    assert R.runs_table([]).empty and "test_acc" in R.runs_table([]).columns
+
+
+def test_selection_by_configuration_deduplicates_and_finds_the_control():
+    records = [make_record("mnist", "none", s, path=f"a/{s}") for s in range(3)]
+    records.append(make_record("mnist", "none", 0, path="rerun/0"))  # the same run again elsewhere
+    records.append(make_record("mnist", "none", 100, init_seed=2, path="control/2"))
+    records.append(make_record("mnist", "dropout", 0, site="hidden"))
+    records.append(make_record("mnist", "dropout", 1, status="running"))
+    records.append(make_record("cifar10", "none", 0))
+    table = R.runs_table(records)
+    assert sorted(R.base_runs(table, "mnist")["seed"]) == [0, 1, 2]
+    control = R.control_runs(table, "mnist")
+    assert list(control["seed"]) == [100] and R.by_seed(control, "test_acc") == {2: 0.97}
+    assert R.per_neuron(control, "hidden_importance") == {2: [1.0] * 8}
+    assert len(R.cell_runs(table, "mnist", "dropout", site="hidden")) == 1
+    assert R.cell_runs(table, "mnist", "dropout").empty  # the current-site run is not finished
+    assert len(R.select(table, dataset="mnist", init_seed=None)) == 6
+
+
+def test_summary_means_stds_and_order():
+    records = [make_record("cifar10", "none", s, test_acc=0.40 + 0.02 * s) for s in range(3)]
+    records += [make_record("mnist", "alpha", 0, test_acc=0.9), make_record("mnist", "none", 0, test_acc=0.97)]
+    rows = R.summary(R.runs_table(records))
+    assert [(r.dataset, r.variant) for r in rows.itertuples()] == [("mnist", "none"), ("mnist", "alpha"),
+                                                                    ("cifar10", "none")]
+    cifar = rows.iloc[2]
+    assert cifar["n"] == 3 and cifar["test_acc_mean"] == pytest.approx(0.42)
+    assert cifar["test_acc_std"] == pytest.approx(0.02) and math.isnan(rows.iloc[0]["test_acc_std"])
+    text = R.format_summary(rows)
+    assert "| CIFAR-10 | none | - | - | - | 20 | 3 | 42.00 ± 2.00 |" in text
+    assert R.format_summary(R.summary(R.runs_table([]))) == "_No finished runs._"
+
+
+def test_expected_and_missing_runs_against_a_grid_file(tmp_path):
+    grid = {"name": "g", "base": {"dataset": "mnist"}, "axes": {"seed": [0, 1, 2]},
+            "runs": [{"variant": "none", "p": 0.0}]}
+    (tmp_path / "g.json").write_text(json.dumps(grid))
+    expected = R.expected_runs([tmp_path / "g.json"])
+    assert expected == [f"g/mnist/none_p0_step_current/seed{s}" for s in range(3)]
+    records = [make_record(path=expected[0]), make_record(path=expected[1], status="running")]
+    assert R.missing_runs(expected, records) == ["g/mnist/none_p0_step_current: seed 2 missing; seed 1 unfinished"]
+
+
+def test_compare_records_verdicts():
+    reference = [make_record(path="a", importance=[1.0, 2.0, 3.0]), make_record(path="b"), make_record(path="c"),
+                 make_record(path="d", status="running")]
+    rerun = copy.deepcopy(reference) + [make_record(path="e")]
+    rerun[1]["hidden_importance"] = [1.0 + 1e-7] * 8  # float32 rounding, same ranking
+    rerun[2]["epochs"][-1]["test_acc"] = 0.5
+    verdicts = {row["path"]: row["verdict"] for row in R.compare_records(reference, rerun)}
+    assert verdicts == {"a": "identical", "b": "reproduced", "c": "differs", "d": "unfinished", "e": "no reference"}
+
+
+def test_formatting_helpers():
+    assert R.mean_std([0.5, 0.7], 100, 1) == "60.0 ± 14.1" and R.mean_std([], 1) == "-"
+    assert R.signed_interval(0.0042, 0.0024, 0.0059, 100) == "+0.42 [+0.24, +0.59]"
+    assert R.signed_interval(0.1, math.nan, math.nan) == "+0.10" and R.signed_interval(math.nan, 0, 0) == "-"
+    assert R.p_text(0.0079) == "0.008" and R.p_text(1.1e-5) == "1.1e-05" and R.p_text(math.nan) == "-"
+    assert R.markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
