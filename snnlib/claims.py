@@ -154,7 +154,8 @@ def directional_label(difference: float, direction: int, p_holm: float, alpha: f
     return "contrary" if significant and difference != 0 else "no"
 
 
-def _apply_holm(tests: list[Test]) -> None:
+def apply_holm(tests: list[Test]) -> None:
+    """Sets each test's ``p_holm``: Holm's correction within each family of tests."""
     families: dict[str, list[Test]] = {}
     for t in tests:
         families.setdefault(t.family, []).append(t)
@@ -163,10 +164,11 @@ def _apply_holm(tests: list[Test]) -> None:
             t.p_holm = adjusted
 
 
-def _test(claim: str, family: str, dataset: str, kind: str, site: str, metric: str,
-          reference: dict[int, float], variant: dict[int, float], **detail: object) -> Test:
+def make_test(claim: str, family: str, dataset: str, kind: str, site: str, metric: str,
+              reference: dict[int, float], variant: dict[int, float], mask: str = "step", **detail: object) -> Test:
+    """One comparison of ``variant``'s values against ``reference``'s (each keyed by seed), unlabelled."""
     d = analysis.compare(list(reference.values()), list(variant.values()))
-    return Test(claim, dataset, kind, site, "step", metric, d.n_base, d.n_variant, d.diff, d.ci_low, d.ci_high,
+    return Test(claim, dataset, kind, site, mask, metric, d.n_base, d.n_variant, d.diff, d.ci_low, d.ci_high,
                 d.permutation_p, family=family,
                 base_mean=float(np.mean(list(reference.values()))) if reference else math.nan,
                 variant_mean=float(np.mean(list(variant.values()))) if variant else math.nan, detail=dict(detail))
@@ -191,9 +193,9 @@ def c1_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS, sites: I
             for kind in C1_KINDS:
                 runs = R.cell_runs(table, dataset, kind, site=site)
                 for metric in C1_METRICS:
-                    tests.append(_test("C1", f"C1, {site}", dataset, kind, site, metric,
+                    tests.append(make_test("C1", f"C1, {site}", dataset, kind, site, metric,
                                        R.by_seed(base, metric), R.by_seed(runs, metric)))
-    _apply_holm(tests)
+    apply_holm(tests)
     for t in tests:
         t.verdict = "n/a" if min(t.n_base, t.n_variant) < 2 else directional_label(
             t.difference, C1_METRICS[t.metric], t.p_holm)
@@ -217,9 +219,9 @@ def c2_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS, sites: I
             for kind in C2_KINDS:
                 runs = R.cell_runs(table, dataset, kind, site=site)
                 for metric in ("test_acc", "train_eval_acc"):
-                    tests.append(_test("C2", f"C2, {site}", dataset, kind, site, metric,
+                    tests.append(make_test("C2", f"C2, {site}", dataset, kind, site, metric,
                                        R.by_seed(base, metric), R.by_seed(runs, metric)))
-    _apply_holm(tests)
+    apply_holm(tests)
     for t in tests:
         if min(t.n_base, t.n_variant) < 2:
             t.verdict = "n/a"
@@ -265,10 +267,10 @@ def c3_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -> list[
                 runs = R.per_neuron(R.cell_runs(table, dataset, kind), measure)
                 taus = rank_taus(base, runs)
                 changed = [analysis.top_k_overlap(base[s], runs[s], TOP_K) < TOP_K for s in taus]
-                tests.append(_test("C3", f"C3, {measure}", dataset, kind, "current", measure, control, taus,
+                tests.append(make_test("C3", f"C3, {measure}", dataset, kind, "current", measure, control, taus,
                                    top_k_changed=int(sum(changed)), seeds=len(taus),
                                    top_k_overlap=[analysis.top_k_overlap(base[s], runs[s], TOP_K) for s in taus]))
-    _apply_holm(tests)
+    apply_holm(tests)
     for t in tests:
         if min(t.n_base, t.n_variant) < 2:
             t.verdict = "n/a"

@@ -119,14 +119,15 @@ def runs_table(records: Iterable[dict]) -> pd.DataFrame:
                "status": record.get("status"), "finished": is_finished(record),
                "epochs_done": len(record.get("epochs", [])),
                **{m: _number(last.get(m)) for m in EPOCH_METRICS},
-               "study": all(_same(config.get(k), v) for k, v in STUDY_SETTINGS.items()),
+               "study": all(same_value(config.get(k), v) for k, v in STUDY_SETTINGS.items()),
                "path": record.get("path"), "wall_time_s": record.get("wall_time_s"), "record": record}
         rows.append(row)
     columns = ["dataset", "variant", "p", "mask", "site", "epochs", "seed", "init_seed", "status", "finished",
                "epochs_done", *EPOCH_METRICS, "study", "path", "wall_time_s", "record"]
+    if not rows:
+        empty = {"config": RunConfig().to_dict()}
+        return pd.DataFrame(columns=columns + [c for c in _flat_config(empty) if c not in columns])
     table = pd.DataFrame(rows)
-    if table.empty:
-        return pd.DataFrame(columns=columns)
     return table[columns + [c for c in table.columns if c not in columns]]
 
 
@@ -148,7 +149,8 @@ def _number(value: object) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _same(a: object, b: object) -> bool:
+def same_value(a: object, b: object) -> bool:
+    """Equal, with numbers compared to rounding (0.1 + 0.2 is 0.3)."""
     if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
         return math.isclose(a, b)
     return a == b
@@ -161,7 +163,8 @@ def select(table: pd.DataFrame, **wanted: object) -> pd.DataFrame:
     mask = pd.Series(True, index=table.index)
     for key, value in wanted.items():
         column = table[key]
-        mask &= column.isna() if value is None else column.map(lambda v, value=value: _same(v, value)).astype(bool)
+        mask &= column.isna() if value is None else column.map(lambda v, value=value: same_value(v, value)).astype(
+            bool)
     return table[mask]
 
 
@@ -192,7 +195,8 @@ def control_runs(table: pd.DataFrame, dataset: str, epochs: int = 20) -> pd.Data
     set) and otherwise the study's settings."""
     settings = {k: v for k, v in STUDY_SETTINGS.items() if k != "init_seed"}
     ok = table["finished"] & (table["epochs"] == epochs) & table["init_seed"].notna()
-    ok &= table.apply(lambda row: all(_same(row.get(k), v) for k, v in settings.items()), axis=1) if len(table) else ok
+    if len(table):
+        ok &= table.apply(lambda row: all(same_value(row.get(k), v) for k, v in settings.items()), axis=1)
     return select(table[ok], dataset=dataset, variant="none")
 
 

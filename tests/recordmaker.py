@@ -19,11 +19,11 @@ def make_record(dataset: str = "mnist", variant: str = "none", seed: int = 0, p:
                "test_hidden_spikes": 40.0, "test_input_spikes": 150.0, "test_synaptic_events": 1e5, **last}
     epoch_list = [{"epoch": e, **numbers} for e in range(1, epochs + 1)]
     mask = "consistent" if time_consistent else "step"
+    control = "" if init_seed is None else f"_init{init_seed}"
     return {
         "record_version": RECORD_VERSION, "config": config.to_dict(), "status": status, "epochs": epoch_list,
         "hidden_importance": importance if importance is not None else [1.0] * 8,
         "hidden_silencing_drop": silencing if silencing is not None else [0.0] * 8,
         "hidden_firing_rate": [0.5] * 8, "hidden_mean_spike_step": [10.0] * 8, "wall_time_s": 1.0,
-        "path": path or f"x/{dataset}/{variant}_p{p}_{mask}_{site}/seed{seed}" + (f"_init{init_seed}" if init_seed is not None
-                                                                               else ""),
+        "path": path or f"x/{dataset}/{variant}_p{p}_{mask}_{site}/seed{seed}{control}",
     }
