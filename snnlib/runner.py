@@ -49,24 +49,31 @@ names, in sorted order, every other field that an axis or a run entry sets (e.g.
 
 Execution
 ---------
-Each configuration runs ``python -m papermill notebooks/experiment.ipynb <run>/experiment.ipynb`` with its
-parameters (kernel ``python3``, working directory ``notebooks/``); the notebook calls
-:func:`snnlib.training.run`, the code behind ``python -m snnlib train``. Finished runs (``metrics.json``
-with status ``finished`` and the same configuration) are skipped without starting a kernel; a run
-interrupted at any moment is resumed from its checkpoint by running the grid again. ``--jobs N`` runs N
-configurations at once on this machine, each with torch threads = max(1, cores // N). ``--scheduler
-ADDRESS`` submits every configuration to an existing Dask distributed cluster instead (``distributed``
-must be installed there, and the workers must see this checkout and the results folder at the same
-paths); each run gets max(1, host cores // task slots on that host) threads. ``--threads`` overrides both.
+Each configuration runs ``notebooks/experiment.ipynb`` into ``<run>/experiment.ipynb`` with its parameters
+(kernel ``python3``, working directory ``notebooks/``) in a child process of its own
+(``python -m snnlib.runner --execute-one``, which calls ``papermill.execute_notebook`` with the parameter
+dict), so that a failure or a kill affects only that configuration; the notebook calls
+:func:`snnlib.training.run`, the code behind ``python -m snnlib train``. Finished runs (``metrics.json`` with
+status ``finished`` and the same configuration) are skipped without starting a kernel; a run interrupted at
+any moment is resumed from its checkpoint by running the grid again. ``--jobs N`` runs N configurations at
+once on this machine, each with torch threads = max(1, cores // N) (set as ``OMP_NUM_THREADS`` before the
+kernel imports torch). With ``--device auto`` (the default) the N concurrent slots take the visible GPUs
+round-robin (slot j computes on ``cuda:{j % GPUs}``, see :func:`snnlib.system.assign_devices`), or the CPU
+when there is none; any other device is used by every slot. ``--scheduler ADDRESS`` submits every
+configuration to an existing Dask distributed cluster instead (``distributed`` must be installed there, and
+the workers must see this checkout and the results folder at the same paths); each run gets max(1, host
+cores // task slots on that host) threads, and ``--device`` is passed on as given (``auto``: CUDA if the
+worker has it). ``--threads`` overrides both thread counts.
 
 Each configuration prints one line as it ends: ``done`` (test accuracy, training time, total time),
 ``skipped`` (finished earlier) or ``failed`` (the error, and the executed notebook to look at); a summary
 and the list of failures come last. ``--dry-run`` lists every configuration with its state (new, partial,
 finished, invalid, foreign: a folder that holds another run) and runs nothing.
 
-Do not point two runners at the same results folder at once. When the runner is killed, a kernel it
-started notices within a second that its parent is gone and exits; Ctrl-C or SIGTERM shut the kernels down
-cleanly. With ``--scheduler``, configurations already started keep running on the cluster.
+Do not point two runners at the same results folder at once. Ctrl-C or SIGTERM shut the kernels down
+cleanly. When the runner is killed, each child notices within a second that its parent is gone and shuts its
+kernel down the same way (a kernel whose child is killed too notices that and exits). With ``--scheduler``,
+configurations already started keep running on the cluster.
 
 Exit status: 0 when every configuration is finished; 1 when some failed (all listed at the end), or, with
 ``--dry-run``, when some configuration is invalid or foreign; 2 for a bad grid file or bad options; 130 when
@@ -78,19 +85,20 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from .system import parse_device
+from .system import assign_devices, parse_device
 from .training import RunConfig, config_difference
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -303,29 +311,6 @@ def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
 
 # ---------------------------------------------------------------- one configuration
 
-def _yaml(value: object) -> str:
-    """Encodes parameters for papermill's ``-y`` (YAML 1.1 reads ``1e-05`` as a string: write ``1.0e-05``)."""
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
-        return json.dumps(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ".nan"
-        if math.isinf(value):
-            return ".inf" if value > 0 else "-.inf"
-        text = repr(value)
-        mantissa, e, exponent = text.partition("e")
-        if e:
-            mantissa = mantissa if "." in mantissa else mantissa + ".0"
-            exponent = exponent if exponent[0] in "+-" else "+" + exponent
-            text = f"{mantissa}e{exponent}"
-        return text
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {_yaml(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_yaml(v) for v in value) + "]"
-    raise TypeError(f"cannot pass {value!r} to the notebook")
-
-
 def notebook_parameters(kwargs: dict, out: Path, device: str) -> dict:
     """The notebook's parameters for a configuration (``threads`` is filled in where it runs)."""
     config = RunConfig(**kwargs)
@@ -335,8 +320,79 @@ def notebook_parameters(kwargs: dict, out: Path, device: str) -> dict:
             "out_dir": str(out), "fresh": False}
 
 
+CHILD_FLAG = "--execute-one"  # python -m snnlib.runner --execute-one: one notebook, its task as JSON on stdin
+PARENT_POLL_S = 0.5  # how often a child checks that the runner is still there
+
 _children: set[subprocess.Popen] = set()
 _children_lock = threading.Lock()
+
+
+def run_notebook(notebook: str | Path, output: str | Path, parameters: dict, *, kernel: str = KERNEL,
+                 cwd: str | Path | None = None, threads: int | None = None) -> tuple[int, str]:
+    """Executes ``notebook`` into ``output`` with ``parameters`` in a child process; (exit status, stderr).
+
+    The child is ``python -m snnlib.runner --execute-one``: it reads the task as JSON from its stdin and calls
+    ``papermill.execute_notebook`` with the parameter dict (JSON keeps every float, None, bool, string and
+    nested dict as it is). A child of its own per configuration, so that a failure or a kill affects only it,
+    and so that ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = ``threads`` are in the environment before its
+    kernel imports torch. Exit status 0 when every cell ran; otherwise the last line of stderr names the
+    error (``ename: evalue`` of the failing cell).
+    """
+    task = {"notebook": str(Path(notebook).resolve()), "output": str(Path(output).resolve()),
+            "parameters": parameters, "kernel": kernel, "cwd": None if cwd is None else str(Path(cwd).resolve())}
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    # started from the project so that ``-m snnlib`` is this checkout, installed or not
+    proc = subprocess.Popen([sys.executable, "-m", "snnlib.runner", CHILD_FLAG], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT)
+    with _children_lock:
+        _children.add(proc)
+    try:
+        _, stderr = proc.communicate(json.dumps(task))
+    finally:
+        with _children_lock:
+            _children.discard(proc)
+    return proc.returncode, stderr
+
+
+def _stop_when_parent_goes(interval: float = PARENT_POLL_S) -> None:
+    """In a child: SIGTERM to itself once its parent (the runner, or a Dask worker) is gone.
+
+    nbclient answers SIGINT and SIGTERM by shutting the kernel down, so a killed runner's
+    kernels end within about a second; were the child killed too, its kernel would notice
+    (ipykernel polls its parent) and exit.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _execute_one() -> int:
+    """The child process of :func:`run_notebook`: one notebook through papermill's Python API."""
+    task = json.load(sys.stdin)
+    _stop_when_parent_goes()
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(task["notebook"], task["output"], parameters=task["parameters"],
+                                   kernel_name=task["kernel"], cwd=task["cwd"], progress_bar=False,
+                                   log_output=False)
+    except PapermillExecutionError as err:
+        print(f"{err.ename}: {err.evalue}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - reported to the runner in one line
+        print(f"{type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cpu_count() -> int:
@@ -381,35 +437,25 @@ def _last_line(text: str) -> str:
 
 
 def execute(task: dict) -> dict:
-    """Runs one configuration through papermill in a child process; returns a result (never raises).
+    """Runs one configuration through its notebook (:func:`run_notebook`); returns a result (never raises).
 
-    ``task`` holds plain data so that it can travel to a Dask worker: name, out, config, params,
-    notebook, cwd, kernel, threads, host_slots.
+    ``task`` holds plain data so that it can travel to a Dask worker: name, out, config, params (device
+    included), notebook, cwd, kernel, threads, host_slots.
     """
     start = time.perf_counter()
     out = Path(task["out"])
     output_nb = out / "experiment.ipynb"
-    result = {"name": task["name"], "out": str(out), "notebook": str(output_nb), "status": "failed"}
+    result = {"name": task["name"], "out": str(out), "notebook": str(output_nb), "status": "failed",
+              "device": task["params"].get("device")}
     try:
         out.mkdir(parents=True, exist_ok=True)
         threads = task.get("threads") or _dask_threads(task.get("host_slots"))
-        params = {**task["params"], "threads": threads}
-        cmd = [sys.executable, "-m", "papermill", task["notebook"], str(output_nb), "-k", task["kernel"],
-               "--cwd", task["cwd"], "-y", _yaml(params), "--no-progress-bar", "--log-level", "WARNING"]
-        env = dict(os.environ)
-        if threads:
-            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        with _children_lock:
-            _children.add(proc)
-        try:
-            _, stderr = proc.communicate()
-        finally:
-            with _children_lock:
-                _children.discard(proc)
         result["threads"] = threads
-        if proc.returncode != 0:
-            error = _notebook_error(output_nb) or _last_line(stderr) or f"papermill exited with status {proc.returncode}"
+        status, stderr = run_notebook(task["notebook"], output_nb, {**task["params"], "threads": threads},
+                                      kernel=task["kernel"], cwd=task["cwd"], threads=threads)
+        if status != 0:
+            error = (_notebook_error(output_nb) or _last_line(stderr)
+                     or f"the notebook's process exited with status {status}")
             result["error"] = f"{error} (see {output_nb})"
             return result
         record = json.loads((out / "metrics.json").read_text())
@@ -435,7 +481,7 @@ def _summary(record: dict) -> dict:
 def _interrupt_children() -> None:
     with _children_lock:
         children = list(_children)
-    for proc in children:  # papermill shuts its kernel down on SIGINT
+    for proc in children:  # nbclient shuts its kernel down on SIGINT
         try:
             proc.send_signal(signal.SIGINT)
         except OSError:
@@ -489,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="The grid file format and the results layout are described in the module docstring "
                "(python -c 'import snnlib.runner; help(snnlib.runner)').")
     parser.add_argument("grid", help="grid file (JSON)")
-    parser.add_argument("--jobs", type=int, default=None, help="configurations run at once on this machine (default 1)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="configurations run at once on this machine (default 1); with --device auto they "
+                             "take the visible GPUs round-robin")
     parser.add_argument("--scheduler", default=None,
                         help="address of a running Dask distributed scheduler (tcp://HOST:PORT) to run on instead")
     parser.add_argument("--results", default="results", help="results folder (default results/)")
@@ -502,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == [CHILD_FLAG]:
+        return _execute_one()
     args = build_parser().parse_args(argv)
     try:
         return _main(args)
@@ -512,74 +563,103 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     try:
-        if args.jobs is not None and args.scheduler:
-            raise GridError("--jobs and --scheduler exclude each other (the cluster decides how many run at once)")
-        jobs = 1 if args.jobs is None else args.jobs
-        if jobs < 1:
-            raise GridError(f"--jobs must be a positive integer, got {jobs}")
-        if args.threads is not None and args.threads < 1:
-            raise GridError(f"--threads must be a positive integer, got {args.threads}")
-        _check_device(args.device)
-        grid = load_grid(args.grid)
-        specs = expand_grid(grid)
+        grid, specs, jobs = _validate(args)
+        grid_root = Path(args.results).resolve() / grid["name"]
+        states = {spec.rel: run_state(spec, grid_root) for spec in specs}
+        if args.dry_run:
+            return _dry_run(grid, specs, states, grid_root)
+        tasks = _plan(args, specs, states, grid_root)
     except GridError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    grid_root = Path(args.results).resolve() / grid["name"]
-    states = {spec.rel: run_state(spec, grid_root) for spec in specs}
-    if args.dry_run:
-        return _dry_run(grid, specs, states, grid_root)
-
-    todo = [s for s in specs if states[s.rel][0] in ("new", "partial")]
-    notebook = Path(args.notebook).resolve()
-    if todo:
-        try:
-            _check_notebook(notebook)
-        except GridError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-
     began = time.perf_counter()
-    n, width = len(specs), len(str(len(specs)))
-    counts = {"done": 0, "skipped": 0, "failed": 0}
-    failures: list[tuple[str, str]] = []
-    position = 0
+    report = _Report(len(specs))
+    print(f"grid {grid['name']}: {len(specs)} configurations, {len(tasks)} to run, results in {grid_root}",
+          flush=True)
+    report.earlier(specs, states)
+    code = _execute(args, tasks, jobs, report)
+    if code is not None:
+        return code
+    return _summarise(grid, report, time.perf_counter() - began)
 
-    def report(status: str, rel: str, detail: str) -> None:
-        nonlocal position
-        position += 1
-        counts[status] += 1
-        if status == "failed":
-            failures.append((rel, detail))
-        print(f"[{position:>{width}}/{n}] {status:<7} {rel}  {detail}".rstrip(), flush=True)
 
-    print(f"grid {grid['name']}: {n} configurations, {len(todo)} to run, results in {grid_root}", flush=True)
-    for spec in specs:
-        state, record, detail = states[spec.rel]
-        if state == "finished":
-            report("skipped", spec.rel, f"{_describe(_summary(record))}  (finished earlier)")
-        elif state in ("invalid", "foreign"):
-            report("failed", spec.rel, detail)
+def _validate(args: argparse.Namespace) -> tuple[dict, list[RunSpec], int]:
+    """Checks the options and reads the grid: (grid, its configurations, jobs); raises :class:`GridError`."""
+    if args.jobs is not None and args.scheduler:
+        raise GridError("--jobs and --scheduler exclude each other (the cluster decides how many run at once)")
+    jobs = 1 if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise GridError(f"--jobs must be a positive integer, got {jobs}")
+    if args.threads is not None and args.threads < 1:
+        raise GridError(f"--threads must be a positive integer, got {args.threads}")
+    _check_device(args.device)
+    grid = load_grid(args.grid)
+    return grid, expand_grid(grid), jobs
 
+
+def _plan(args: argparse.Namespace, specs: list[RunSpec], states: dict, grid_root: Path) -> list[dict]:
+    """The tasks of the configurations to run (new or partial ones), in grid order.
+
+    Checks the notebook when there is anything to run (raises :class:`GridError`). Each task's
+    ``params["device"]`` is ``--device``; a local run replaces it with its slot's device.
+    """
+    notebook = Path(args.notebook).resolve()
     tasks = []
-    for spec in todo:
+    for spec in specs:
         state, record, _ = states[spec.rel]
+        if state not in ("new", "partial"):
+            continue
         out = grid_root / spec.rel
         tasks.append({"name": spec.rel, "out": str(out), "config": spec.config,
                       "params": notebook_parameters(spec.kwargs, out, args.device),
                       "notebook": str(notebook), "cwd": str(notebook.parent), "kernel": KERNEL,
                       "threads": args.threads, "host_slots": None,
                       "resumed_after": len(record.get("epochs", [])) if state == "partial" and record else 0})
+    if tasks:
+        _check_notebook(notebook)
+    return tasks
 
-    def finish(task: dict, result: dict) -> None:
+
+class _Report:
+    """One numbered line per configuration as it ends (done, skipped or failed); keeps counts and failures."""
+
+    def __init__(self, total: int):
+        self.total, self.width, self.position = total, len(str(total)), 0
+        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.failures: list[tuple[str, str]] = []
+
+    def line(self, status: str, rel: str, detail: str) -> None:
+        self.position += 1
+        self.counts[status] += 1
+        if status == "failed":
+            self.failures.append((rel, detail))
+        print(f"[{self.position:>{self.width}}/{self.total}] {status:<7} {rel}  {detail}".rstrip(), flush=True)
+
+    def earlier(self, specs: list[RunSpec], states: dict) -> None:
+        """The configurations settled before anything runs: finished earlier, invalid or foreign."""
+        for spec in specs:
+            state, record, detail = states[spec.rel]
+            if state == "finished":
+                self.line("skipped", spec.rel, f"{_describe(_summary(record))}  (finished earlier)")
+            elif state in ("invalid", "foreign"):
+                self.line("failed", spec.rel, detail)
+
+    def finished(self, task: dict, result: dict) -> None:
+        """An executed configuration's line."""
         if result["status"] == "done":
             detail = f"{_describe(result['record'])}  total {result['elapsed_s']:.1f} s"
             if task["resumed_after"]:
                 detail += f"  (resumed after epoch {task['resumed_after']})"
-            report("done", task["name"], detail)
+            self.line("done", task["name"], detail)
         else:
-            report("failed", task["name"], result.get("error", "unknown error"))
+            self.line("failed", task["name"], result.get("error", "unknown error"))
 
+
+def _execute(args: argparse.Namespace, tasks: list[dict], jobs: int, report: _Report) -> int | None:
+    """Runs the tasks here or on the Dask cluster; an exit status if that ended early (130, 2), else None.
+
+    SIGTERM is handled like Ctrl-C: the children shut their kernels down and the runner exits with 130.
+    """
     previous = None
     if threading.current_thread() is threading.main_thread():
         def _on_term(signum, frame):
@@ -587,37 +667,56 @@ def _main(args: argparse.Namespace) -> int:
         previous = signal.signal(signal.SIGTERM, _on_term)
     try:
         if tasks and args.scheduler:
-            code = _run_dask(args, tasks, finish)
-            if code:
-                return code
-        elif tasks:
-            _run_local(tasks, jobs, finish)
+            return _run_dask(args, tasks, report.finished) or None
+        if tasks:
+            _run_local(tasks, jobs, args.device, report.finished)
+        return None
     except KeyboardInterrupt:
-        print(f"interrupted; run the same command again to resume ({counts['done']} done this time)",
+        print(f"interrupted; run the same command again to resume ({report.counts['done']} done this time)",
               file=sys.stderr, flush=True)
         return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
-    elapsed = time.perf_counter() - began
+
+def _summarise(grid: dict, report: _Report, elapsed: float) -> int:
+    """The closing lines (counts, then every failure); exit status 1 if any configuration failed."""
+    counts = report.counts
     print(f"grid {grid['name']}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
-          f"of {n} configurations in {elapsed:.1f} s", flush=True)
-    if failures:
-        print(f"{len(failures)} configuration(s) failed:", flush=True)
-        for rel, detail in failures:
-            print(f"  {rel}: {detail}", flush=True)
-        return 1
-    return 0
+          f"of {report.total} configurations in {elapsed:.1f} s", flush=True)
+    if not report.failures:
+        return 0
+    print(f"{len(report.failures)} configuration(s) failed:", flush=True)
+    for rel, detail in report.failures:
+        print(f"  {rel}: {detail}", flush=True)
+    return 1
 
 
-def _run_local(tasks: list[dict], jobs: int, finish) -> None:
+def _run_local(tasks: list[dict], jobs: int, device: str, finish: Callable[[dict, dict], None]) -> None:
+    """Runs the tasks ``jobs`` at a time on this machine, each with cores // jobs threads (or ``--threads``).
+
+    Slot ``j`` of the ``jobs`` concurrent ones computes on ``assign_devices(device, jobs)[j]``: with
+    ``auto``, the visible GPUs round-robin (cpu without one). A task takes a free slot when it starts and
+    gives it back when it ends, so the runs going on at any moment use the slots' devices, no GPU more
+    often than its share.
+    """
     threads = max(1, _cpu_count() // jobs)
-    for task in tasks:
-        task["threads"] = task["threads"] or threads
+    free: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in assign_devices(device, jobs):
+        free.put(name)
+
+    def in_a_slot(task: dict) -> dict:
+        slot_device = free.get()
+        try:
+            return execute({**task, "threads": task["threads"] or threads,
+                            "params": {**task["params"], "device": slot_device}})
+        finally:
+            free.put(slot_device)
+
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(execute, task): task for task in tasks}
+        futures = {pool.submit(in_a_slot, task): task for task in tasks}
         for future in as_completed(futures):
             finish(futures[future], future.result())
     except KeyboardInterrupt:
@@ -627,7 +726,7 @@ def _run_local(tasks: list[dict], jobs: int, finish) -> None:
     pool.shutdown(wait=True)
 
 
-def _run_dask(args: argparse.Namespace, tasks: list[dict], finish) -> int:
+def _run_dask(args: argparse.Namespace, tasks: list[dict], finish: Callable[[dict, dict], None]) -> int:
     try:
         from distributed import Client
         from distributed import as_completed as dask_as_completed

@@ -13,13 +13,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+import torch
 
 from snnlib import runner
+from snnlib.system import assign_devices
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDS = ROOT / "grids"
@@ -112,10 +114,107 @@ def test_other_fields_become_a_folder_suffix_and_duplicates_run_once():
     assert specs[1].config["lr"] == 1e-3
 
 
-@pytest.mark.parametrize("value", [1e-05, 2.5e-07, 1e20, 0.5, 0.0, 3, True, None, "a b",
-                                   {"lr": 1e-05, "network": {"tau": 4.0}}, [1, 2.0]])
-def test_parameters_survive_papermills_yaml(value):
-    assert yaml.safe_load(runner._yaml(value)) == value
+# every kind of value a configuration can hold, and a few more; repr() tells 3 from 3.0 and True from 1
+PARAMETERS = {"lr": 1e-05, "tiny": 2.5e-07, "big": 1e20, "half": 0.5, "zero": 0.0, "count": 3, "three": 3.0,
+              "nothing": None, "flag": True, "off": False, "text": 'a b "c" \\ d\nnext line', "empty": "",
+              "nan": float("nan"), "inf": float("-inf"), "items": [1, 2.0, None, "x"],
+              "nested": {"lr": 1e-05, "network": {"tau": 4.0, "K": 4, "delays": None}, "on": True}}
+
+
+def new_notebook():
+    nbformat = pytest.importorskip("nbformat")
+    return nbformat, nbformat.v4.new_notebook(metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"}})
+
+
+def test_parameters_of_every_type_reach_the_notebook_unchanged(tmp_path):
+    """The parameter dict travels to papermill's Python API through the child process as it is."""
+    nbformat, nb = new_notebook()
+    defaults = nbformat.v4.new_code_cell("\n".join(f"{name} = 'default'" for name in PARAMETERS))
+    defaults.metadata["tags"] = ["parameters"]
+    names = ", ".join(f"{name!r}: repr({name})" for name in PARAMETERS)
+    seen = nbformat.v4.new_code_cell(f"import json\njson.dump({{{names}}}, open('seen.json', 'w'))")
+    nb.cells = [defaults, seen]
+    nbformat.write(nb, tmp_path / "params.ipynb")
+    status, stderr = runner.run_notebook(tmp_path / "params.ipynb", tmp_path / "out.ipynb", PARAMETERS,
+                                         cwd=tmp_path, threads=1)
+    assert status == 0, stderr
+    assert json.loads((tmp_path / "seen.json").read_text()) == {k: repr(v) for k, v in PARAMETERS.items()}
+
+
+def test_a_failing_notebook_names_its_error(tmp_path):
+    nbformat, nb = new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("raise ValueError('no such subset')")]
+    nbformat.write(nb, tmp_path / "fails.ipynb")
+    status, stderr = runner.run_notebook(tmp_path / "fails.ipynb", tmp_path / "out.ipynb", {}, cwd=tmp_path)
+    assert status == 1 and stderr.strip().splitlines()[-1] == "ValueError: no such subset", stderr
+    assert (tmp_path / "out.ipynb").is_file()  # the executed notebook, with the error, to look at
+
+
+# ---------------------------------------------------------------- devices of the concurrent slots (no GPU needed)
+
+@pytest.mark.parametrize("name, jobs, gpus, expected", [
+    ("auto", 4, 2, ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]),
+    ("auto", 3, 4, ["cuda:0", "cuda:1", "cuda:2"]),
+    ("auto", 5, 1, ["cuda:0"] * 5),
+    ("auto", 2, 0, ["cpu", "cpu"]),
+    ("cpu", 3, 2, ["cpu"] * 3),
+    ("cuda:1", 2, 4, ["cuda:1", "cuda:1"]),
+    ("cuda", 1, 0, ["cuda"]),
+])
+def test_assign_devices_round_robin(name, jobs, gpus, expected):
+    assert assign_devices(name, jobs, gpus) == expected
+
+
+def test_assign_devices_counts_the_visible_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert assign_devices("auto", 4) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert assign_devices("auto", 2) == ["cpu", "cpu"]
+
+
+def fake_execute(log: list, lock: threading.Lock, running: dict, seconds: float = 0.05):
+    """Stands in for :func:`runner.execute`: notes each task's device and how many ran on it at once."""
+
+    def execute(task: dict) -> dict:
+        device = task["params"]["device"]
+        with lock:
+            running[device] = running.get(device, 0) + 1
+            log.append((task["name"], device, running[device], sum(running.values())))
+        time.sleep(seconds)
+        with lock:
+            running[device] -= 1
+        return {"status": "done", "record": {"test_acc": 0.5, "wall_time_s": seconds}, "elapsed_s": seconds}
+
+    return execute
+
+
+@pytest.mark.parametrize("gpus, jobs, devices", [(2, 2, {"cuda:0", "cuda:1"}), (2, 4, {"cuda:0", "cuda:1"}),
+                                                 (3, 2, {"cuda:0", "cuda:1"}), (0, 2, {"cpu"})])
+def test_jobs_spread_runs_over_the_gpus(monkeypatch, tmp_path, capsys, gpus, jobs, devices):
+    """--jobs N --device auto: each concurrent slot on its own GPU, round-robin; cpu when there is none."""
+    log, lock, running = [], threading.Lock(), {}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(runner, "execute", fake_execute(log, lock, running))
+    grid = write_grid(tmp_path, {"name": "spread", "axes": {"seed": list(range(8))}})
+    assert runner.main([str(grid), "--results", str(tmp_path / "results"), "--jobs", str(jobs)]) == 0
+    assert "8 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert sorted(name for name, *_ in log) == sorted(rels(runner.load_grid(grid)))
+    assert {device for _, device, *_ in log} == devices
+    # never more runs at once on a device than slots it has, nor more runs than jobs
+    slots = runner.assign_devices("auto", jobs, gpus)
+    assert all(on_device <= slots.count(device) for _, device, on_device, _ in log)
+    assert max(total for *_, total in log) <= jobs
+
+
+def test_a_named_device_is_every_slots(monkeypatch, tmp_path, capsys):
+    log, lock, running = [], threading.Lock(), {}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(runner, "execute", fake_execute(log, lock, running, seconds=0.01))
+    grid = write_grid(tmp_path, {"name": "named", "axes": {"seed": [0, 1, 2]}})
+    assert runner.main([str(grid), "--results", str(tmp_path / "results"), "--jobs", "2", "--device", "cpu"]) == 0
+    assert {device for _, device, *_ in log} == {"cpu"}
 
 
 @pytest.mark.parametrize("content, message", [
@@ -298,6 +397,15 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[1])
 
 
+def _started(pid: int) -> str | None:
+    """When a process started (clock ticks since boot), None when it is gone: with the pid, its identity."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()[19]
+
+
 def _descendants(pid: int) -> set[int]:
     parents = {}
     for entry in Path("/proc").iterdir():
@@ -312,7 +420,7 @@ def _descendants(pid: int) -> set[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the kernels")
 def test_killed_grid_resumes_without_repeating_or_losing_runs(tmp_path, real_data_dir):
-    # Two runs, one after the other; SIGKILL the runner, papermill and the kernel once the first run has
+    # Two runs, one after the other; SIGKILL the runner, its child and the kernel once the first run has
     # finished and the second is between its two epochs.
     grid = {"name": "kill", "base": {"dataset": "mnist", "variant": "dropout", "p": 0.5, "epochs": 2,
                                      "train_subset": 600, "test_subset": 200},
@@ -341,8 +449,9 @@ def test_killed_grid_resumes_without_repeating_or_losing_runs(tmp_path, real_dat
                 (tmp_path / "first.log").read_text()
             assert time.monotonic() < deadline, "timed out waiting for the second run's first epoch"
             time.sleep(0.01)
-        # A hard stop of everything: the runner's process group (runner and papermill) and the kernel, which
-        # runs in a session of its own (left alone, it would notice its parent is gone within a second).
+        # A hard stop of everything: the runner's process group (the runner and its child, which runs the
+        # notebook through papermill) and the kernel, which runs in a session of its own (left alone, it
+        # would notice its parent is gone within a second).
         processes = _descendants(proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
         for pid in processes:
@@ -376,6 +485,48 @@ def test_killed_grid_resumes_without_repeating_or_losing_runs(tmp_path, real_dat
     # the epochs done before the kill were kept, timings included (a rerun from scratch would change them)
     assert final["epochs"][:len(partial["epochs"])] == partial["epochs"]
     assert [e["epoch"] for e in final["epochs"]] == [1, 2]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the kernels")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_runner_leaves_no_kernel_behind(tmp_path, real_data_dir, signum):
+    """SIGTERM (like Ctrl-C): exit status 130, the kernel shut down. SIGKILL of the runner alone: its child
+    notices and shuts its kernel down. Either way no process of the run survives, and the record stays."""
+    grid = {"name": "stop", "base": {"dataset": "mnist", "epochs": 20, "train_subset": 600, "test_subset": 200}}
+    path = write_grid(tmp_path, grid)
+    (rel,) = rels(grid)
+    record_path = tmp_path / "results" / "stop" / rel / "metrics.json"
+    proc = subprocess.Popen([sys.executable, "-m", "snnlib.runner", str(path), "--results", str(tmp_path / "results"),
+                             "--device", "cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    processes: dict[int, str | None] = {}
+    try:
+        deadline = time.monotonic() + 300
+        while not record_path.exists():  # the kernel is training
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "timed out waiting for the run to start"
+            time.sleep(0.05)
+        processes = {pid: _started(pid) for pid in _descendants(proc.pid)}
+        assert len(processes) >= 2  # the child and its kernel
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+        if signum == signal.SIGTERM:
+            assert proc.returncode == 130 and "interrupted" in stderr, stderr
+        deadline = time.monotonic() + 30
+        while alive := [p for p in processes if (s := _proc_stat(p)) is not None and s[0] != "Z"]:
+            assert time.monotonic() < deadline, f"processes of the run survived: {alive}"
+            time.sleep(0.1)
+    finally:  # on a failure: end what this test started (the same processes, not others that took a pid)
+        if proc.poll() is None:
+            proc.kill()
+        for pid, started in processes.items():
+            if started is not None and _started(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        proc.wait()
+    assert json.loads(record_path.read_text())["status"] == "running"  # resumable, not finished
 
 
 def test_dask_scheduler(tmp_path, real_data_dir):
