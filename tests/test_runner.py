@@ -328,37 +328,26 @@ def test_finished_runs_are_skipped_without_a_kernel(smoke_results):
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == before  # notebooks untouched too
 
 
-def test_plots_read_the_layout_and_survive_empty_and_partial_grids(smoke_results, tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from snnlib import plots
+def test_records_read_the_runners_layout(smoke_results, tmp_path):
+    from snnlib import records
 
     results, proc, _ = smoke_results
     assert proc.returncode == 0
-    records = plots.load_records(results / "smoke")
-    assert [r["path"] for r in records] == sorted(rels(runner.load_grid(SMOKE)))
-    groups = plots.group_runs(records)
-    assert [k[1] for k in groups] == ["none", "dropout"] and all(len(v) == 2 for v in groups.values())
-    rows = plots.final_table(records)
-    assert [(r["variant"], r["n"], r["seeds"]) for r in rows] == [("none", 2, [0, 1]), ("dropout", 2, [0, 1])]
-    assert "| MNIST | dropout | 0.5 | per step | current | 2 |" in plots.format_final_table(rows)
+    found = records.load_records(results)
+    expected = records.expected_runs([SMOKE])
+    assert [r["path"] for r in found] == sorted(expected)
+    table = records.runs_table(found)
+    rows = records.summary(table)
+    assert [(r.variant, r.n, r.seeds) for r in rows.itertuples()] == [("none", 2, [0, 1]), ("dropout", 2, [0, 1])]
+    assert "| MNIST | dropout | 0.5 | per step | current | 1 | 2 |" in records.format_summary(rows)
     # the smoke runs as part of a bigger grid: seeds 2 and 3 missing, one of them started
-    expected = [f"mnist/{c}/seed{k}" for c in ("none_p0_step_current", "dropout_p0.5_step_current") for k in range(4)]
-    partial = [*records, {**records[0], "path": "mnist/none_p0_step_current/seed2", "status": "running"}]
-    assert plots.describe_missing(expected, partial) == [
-        "mnist/none_p0_step_current: seed 3 missing; seed 2 unfinished",
-        "mnist/dropout_p0.5_step_current: seeds 2, 3 missing"]
-    for recs in (records, partial, []):
-        for metric in ("train_loss", "test_acc"):
-            plt.close(plots.plot_comparison(recs, "mnist", metric))
-            plt.close(plots.plot_comparison(recs, "cifar10", metric))
-            plt.close(plots.plot_grid_curves(recs, "mnist", metric).figure)
-    plt.close(plots.plot_run(records[0]))
-    assert plots.load_records(tmp_path / "nothing") == [] and plots.final_table([]) == []
-    assert plots.format_final_table([]) == "_No runs yet._"
+    bigger = [f"smoke/mnist/{c}/seed{k}" for c in ("none_p0_step_current", "dropout_p0.5_step_current")
+              for k in range(4)]
+    partial = [*found, {**found[0], "path": "smoke/mnist/none_p0_step_current/seed2", "status": "running"}]
+    assert records.missing_runs(bigger, partial) == [
+        "smoke/mnist/none_p0_step_current: seed 3 missing; seed 2 unfinished",
+        "smoke/mnist/dropout_p0.5_step_current: seeds 2, 3 missing"]
+    assert records.load_records(tmp_path / "nothing") == []
 
 
 def test_failures_are_reported_at_the_end(tmp_path, real_data_dir):
