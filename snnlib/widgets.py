@@ -1,0 +1,207 @@
+"""Figures that respond to their controls without a Python kernel.
+
+A reader of the static book has no kernel, so a callback such as ``ipywidgets.interact``
+never runs there. :func:`live_figure` therefore draws the figure once for every
+combination of the control values (a small grid), keeps each drawing as PNG bytes in an
+``ipywidgets.Image``, and puts the images in nested ``ipywidgets.Stack`` widgets, one
+nesting level per control. Each control's ``index`` is linked to the ``selected_index``
+of every stack of its level by ``ipywidgets.jslink``, a link that lives in the browser.
+Moving a control then shows another precomputed image, in Jupyter and in the built HTML
+alike (where the widget state saved in the notebook is embedded in the page).
+
+The cost is one drawing per grid point: keep grids small and figures small (low dpi, a
+reduced palette). Grid points that share a figure are drawn once (``same_as``), and equal
+images are stored once.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import PIL.Image
+from matplotlib.figure import Figure
+
+#: CSS class of the outer box of every live figure (the book's browser test looks for it).
+LIVE_FIGURE_CLASS = "snn-live-figure"
+
+ControlStyle = Literal["slider", "dropdown", "toggle"]
+
+
+def _label(value: Any) -> str:
+    """A control's default label: floats without trailing zeros (``1.0`` -> ``1``)."""
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control of a live figure: the keyword it sets and the values it offers.
+
+    ``name``: keyword argument of the drawing function. ``values``: the precomputed values,
+    in order. ``description``: the label shown next to the control (default: ``name``).
+    ``style``: ``"slider"`` (``SelectionSlider``), ``"dropdown"`` or ``"toggle"``
+    (``ToggleButtons``). ``labels``: how each value is shown (default: ``str(value)``,
+    floats as ``format(value, "g")``). ``value``: the value shown first (default: the
+    first one).
+    """
+
+    name: str
+    values: Sequence[Any]
+    description: str | None = None
+    style: ControlStyle = "slider"
+    labels: Sequence[str] | None = None
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        if len(self.values) == 0:
+            raise ValueError(f"control {self.name!r} has no values")
+        if self.labels is not None and len(self.labels) != len(self.values):
+            raise ValueError(f"control {self.name!r}: {len(self.labels)} labels for {len(self.values)} values")
+        if self.style not in ("slider", "dropdown", "toggle"):
+            raise ValueError(f"control {self.name!r}: unknown style {self.style!r}")
+        if self.value is not None and self.value not in list(self.values):
+            raise ValueError(f"control {self.name!r}: initial value {self.value!r} is not among its values")
+
+    @property
+    def initial_index(self) -> int:
+        """Position of the value shown first."""
+        return 0 if self.value is None else list(self.values).index(self.value)
+
+    def widget(self) -> widgets.ValueWidget:
+        """A new control widget whose ``index`` selects one of ``values``."""
+        labels = [_label(v) for v in self.values] if self.labels is None else list(self.labels)
+        options = list(zip(labels, range(len(labels)), strict=True))
+        common = dict(options=options, value=self.initial_index, description=self.description or self.name,
+                      style={"description_width": "initial"})
+        if self.style == "slider":
+            return widgets.SelectionSlider(continuous_update=True, **common)
+        if self.style == "dropdown":
+            return widgets.Dropdown(**common)
+        return widgets.ToggleButtons(**common)
+
+
+def figure_png(fig: Figure, dpi: float = 80, colors: int | None = 64, close: bool = True) -> bytes:
+    """The figure as PNG bytes: the same bytes for the same drawing (no software tag or
+    timestamp in the file).
+
+    ``colors``: reduce the image to a palette of this many colours (Pillow's fast octree
+    quantizer), which makes a line or heat-map figure about 4 times smaller with no
+    visible loss; ``None`` keeps full colour. ``close``: close the figure afterwards.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    if close:
+        plt.close(fig)
+    if colors is None:
+        return buf.getvalue()
+    with PIL.Image.open(io.BytesIO(buf.getvalue())) as img:
+        small = img.convert("RGB").quantize(colors=colors, method=PIL.Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    small.save(out, format="png", optimize=True)
+    return out.getvalue()
+
+
+def live_figure(render: Callable[..., Figure], controls: Sequence[Control], dpi: float = 80,
+                colors: int | None = 64, same_as: Callable[..., dict[str, Any]] | None = None) -> widgets.VBox:
+    """A figure with controls that works with no kernel: precomputed images in linked stacks.
+
+    ``render(**values)`` draws the figure for one value of every control (keywords: the
+    controls' names) and returns a matplotlib figure. It is called for every point of the
+    grid of control values (the product of their ``values``) and each figure is stored as
+    PNG bytes (:func:`figure_png` with ``dpi`` and ``colors``) in an ``ipywidgets.Image``;
+    equal images are stored once. ``render`` may return a new figure each time (the
+    previous one is then closed) or the same figure updated in place.
+
+    ``same_as(**values)``, if given, returns the values (all or some) of the grid point
+    whose figure this point shares, for a control that does not matter in some corner of
+    the grid; such figures are drawn once.
+
+    The images sit in nested ``ipywidgets.Stack`` widgets, the first control's level
+    outermost, and each control's ``index`` is linked in the browser
+    (``ipywidgets.jslink``) to the ``selected_index`` of every stack of its level.
+    Returns ``VBox([HBox(control widgets), outer stack])`` with the CSS class
+    :data:`snnlib.widgets.LIVE_FIGURE_CLASS`. Display it as the last expression of a
+    notebook cell and keep the notebook's widget state when saving it.
+    """
+    controls = list(controls)
+    if not controls:
+        raise ValueError("a live figure needs at least one control")
+    names = [c.name for c in controls]
+    if len(set(names)) != len(names):
+        raise ValueError(f"control names must differ, got {names}")
+
+    images: dict[bytes, widgets.Image] = {}  # PNG bytes -> the one Image holding them
+    drawn: dict[tuple, widgets.Image] = {}  # values of a grid point -> its Image
+    last: list[Figure] = []  # the figure render returned last, closed when it returns another
+
+    def draw(values: dict[str, Any]) -> widgets.Image:
+        fig = render(**values)
+        if last and last[0] is not fig:
+            plt.close(last.pop())
+        if not last:
+            last.append(fig)
+        png = figure_png(fig, dpi, colors, close=False)
+        if png not in images:
+            images[png] = widgets.Image(value=png, format="png", layout=widgets.Layout(max_width="100%"))
+        return images[png]
+
+    def image(index: tuple[int, ...]) -> widgets.Image:
+        values = {c.name: c.values[i] for c, i in zip(controls, index, strict=True)}
+        if same_as is not None:
+            values = {**values, **same_as(**values)}
+        key = tuple(values[name] for name in names)
+        if key not in drawn:
+            drawn[key] = draw(values)
+        return drawn[key]
+
+    levels: list[list[widgets.Stack]] = [[] for _ in controls]
+
+    def stack(level: int, prefix: tuple[int, ...]) -> widgets.Stack:
+        n = len(controls[level].values)
+        if level == len(controls) - 1:
+            children = [image((*prefix, i)) for i in range(n)]
+        else:
+            children = [stack(level + 1, (*prefix, i)) for i in range(n)]
+        s = widgets.Stack(children=children, selected_index=controls[level].initial_index)
+        levels[level].append(s)
+        return s
+
+    try:
+        outer = stack(0, ())
+    finally:
+        for fig in last:
+            plt.close(fig)
+    control_widgets = [c.widget() for c in controls]
+    for widget, stacks in zip(control_widgets, levels, strict=True):
+        for s in stacks:
+            widgets.jslink((widget, "index"), (s, "selected_index"))
+    box = widgets.VBox([widgets.HBox(control_widgets, layout=widgets.Layout(flex_flow="row wrap")), outer])
+    box.add_class(LIVE_FIGURE_CLASS)
+    return box
+
+
+def grid_size(controls: Sequence[Control]) -> int:
+    """Number of grid points of these controls (before ``same_as`` and equal images)."""
+    n = 1
+    for c in controls:
+        n *= len(c.values)
+    return n
+
+
+def _images(widget: widgets.Widget) -> Iterator[widgets.Image]:
+    if isinstance(widget, widgets.Image):
+        yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _images(child)
+
+
+def live_figure_images(box: widgets.VBox) -> list[widgets.Image]:
+    """The distinct ``Image`` widgets of a live figure (each is stored once in the widget state)."""
+    seen: dict[int, widgets.Image] = {}
+    for img in _images(box.children[1]):
+        seen.setdefault(id(img), img)
+    return list(seen.values())
