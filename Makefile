@@ -19,11 +19,10 @@ venv: $(STAMP)
 data: venv
 	$(PY) -m snnlib fetch
 
-vendor: vendor/.fetched
-
-vendor/.fetched: scripts/fetch_vendor.sh
-	bash scripts/fetch_vendor.sh vendor
-	touch $@
+# The JavaScript for offline pages (MathJax, RequireJS, the widget manager), fetched with npm
+# and verified; the book build does the same check itself (book/_ext/offline_assets.py).
+vendor:
+	bash scripts/fetch_vendor.sh --check vendor || bash scripts/fetch_vendor.sh vendor
 
 book: venv data vendor
 	$(VENV)/bin/jupyter-book build book/ -W -n --keep-going

@@ -7,9 +7,19 @@
 # scripts run, no dependency tree) and its tarball must match the SHA-256 pinned below.
 # _config.yml points mathjax_path and nb_ipywidgets_js at these files and copies DEST into
 # the built site with html_static_path, so the pages load nothing from a CDN.
+#
+# DEST/.fetched lists the packages and their SHA-256, written last: it marks a complete tree.
+#   fetch_vendor.sh DEST          fetch, verify and install (replaces what DEST holds)
+#   fetch_vendor.sh --check DEST  exit 0 if DEST is complete and holds these versions, 1 if not
+# The book build runs the check and, when it fails, the fetch (book/_ext/offline_assets.py).
 set -euo pipefail
 
-DEST=${1:?usage: fetch_vendor.sh DEST}
+CHECK=0
+if [[ "${1:-}" == "--check" ]]; then
+  CHECK=1
+  shift
+fi
+DEST=${1:?usage: fetch_vendor.sh [--check] DEST}
 
 # name@version  tarball file written by npm pack  SHA-256 of the tarball
 PACKAGES=(
@@ -17,6 +27,21 @@ PACKAGES=(
   "@jupyter-widgets/html-manager@1.0.6 jupyter-widgets-html-manager-1.0.6.tgz 6c198ceb99ba7e7526990a1de16e8147ad7d3a714e3fb06741183623c04b5f6e"
   "requirejs@2.3.4 requirejs-2.3.4.tgz 583693b373f6ab0528ea6644fab5cdb5822011c9b5b1ff1615590d5f2f473dcd"
 )
+
+# Files the pages load; all must exist for DEST to count as complete.
+REQUIRED=(mathjax/tex-mml-chtml.js requirejs/require.js jupyter-widgets/html-manager/embed-amd.js)
+
+manifest() {
+  printf '%s\n' "${PACKAGES[@]}" | cut -d' ' -f1,3
+}
+
+if (( CHECK )); then
+  [[ -f "$DEST/.fetched" ]] && [[ "$(cat "$DEST/.fetched")" == "$(manifest)" ]] || exit 1
+  for f in "${REQUIRED[@]}"; do
+    [[ -f "$DEST/$f" ]] || exit 1
+  done
+  exit 0
+fi
 
 command -v npm >/dev/null || { echo "fetch_vendor.sh: npm is required (apt-get install -y npm)" >&2; exit 1; }
 
@@ -48,8 +73,10 @@ cp "$WORK/jupyter-widgets-html-manager-1.0.6/package/LICENSE" "$STAGE/jupyter-wi
 find "$STAGE" -name '*.map' -delete   # source maps: 11 MB the pages never load
 
 mkdir -p "$DEST"
+rm -f "$DEST/.fetched"
 for part in mathjax requirejs jupyter-widgets; do
   rm -rf "${DEST:?}/$part"
   mv "$STAGE/$part" "$DEST/$part"
 done
+manifest >"$DEST/.fetched"
 echo "fetch_vendor.sh: vendored MathJax 3.2.2, RequireJS 2.3.4, @jupyter-widgets/html-manager 1.0.6 into $DEST ($(du -sh "$DEST" | cut -f1))" >&2

@@ -1,9 +1,11 @@
-"""Checks of the built book: offline assets, typeset math and rendered widgets.
+"""Checks of the built book: offline assets, typeset math, references, and live figures.
 
-Run after the book is built (``make book``); the tests skip, saying why, when the
-built HTML or Chromium is missing. Chromium: ``apt-get install -y chromium``.
-Nothing is served: the pages are opened from ``file://`` in headless Chromium, which
-is also how a reader without the internet sees them.
+Run after the book is built (``make book``, or ``jupyter-book build book/``); the tests
+skip, saying why, when the built HTML, Chromium, chromedriver or Selenium is missing
+(Debian: ``apt-get install -y chromium chromium-driver``; ``selenium`` is in
+requirements.txt). Nothing is served: the pages are opened from ``file://`` in headless
+Chromium whose host resolver maps every name to nothing, which is how a reader without
+the internet sees them.
 """
 
 from __future__ import annotations
@@ -11,27 +13,57 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+except ImportError:  # pragma: no cover - the skip below says so
+    webdriver = None
+
 ROOT = Path(__file__).resolve().parent.parent
 CANDIDATES = (ROOT / "book" / "_build" / "html", ROOT / "_build" / "html")
 HTML = next((p for p in CANDIDATES if (p / "index.html").exists()), None)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHAPTERS = ("question", "network", "dropout")
+CHROMEDRIVER = shutil.which("chromedriver")
 CDN = re.compile(r"https?://cdn|cdnjs|unpkg|jsdelivr", re.IGNORECASE)
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync")
+# Every host name resolves to nothing: a page that tried the network would miss it.
+NO_NETWORK = "--host-resolver-rules=MAP * ~NOTFOUND"
+LIVE_FIGURE_CLASS = "snn-live-figure"  # snnlib.widgets.LIVE_FIGURE_CLASS (no snnlib import needed here)
+# The live figures of each chapter, in page order: the controls each must have.
+LIVE_FIGURES = {
+    "notebooks/network": [("threshold ϑ", "τ", "delay spread")],
+    "notebooks/dropout": [("p",), ("kind", "p", "mask", "site")],
+}
+# Each equation of chapters 2 and 3 links to its section of the API page.
+API_LINKS = {
+    "notebooks/network": ("api-eq1", "api-eq2", "api-eq3", "api-threshold"),
+    "notebooks/dropout": ("api-dropout",),
+}
 
 needs_book = pytest.mark.skipif(
     HTML is None, reason="the book is not built (no book/_build/html or _build/html): run `make book` first")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+needs_selenium = pytest.mark.skipif(
+    webdriver is None or CHROMIUM is None or CHROMEDRIVER is None,
+    reason="the live-figure test needs selenium (pip install -r requirements.txt), chromium and "
+           "chromedriver (apt-get install -y chromium chromium-driver)")
 
 
-def toc_pages() -> list[str]:
-    """The ``notebooks/NAME`` entries of _toc.yml, in order (a light parse: no yaml import)."""
+def toc_entries() -> list[str]:
+    """The root and the ``file:`` entries of _toc.yml, in order (a light parse: no yaml import)."""
     text = (ROOT / "_toc.yml").read_text()
     return re.findall(r"^\s*(?:root|-\s*file):\s*(\S+)\s*$", text, flags=re.MULTILINE)
 
@@ -55,21 +87,38 @@ def built_page(name: str) -> Path:
     return HTML / f"{name}.html"
 
 
+WIDGET_STATE = re.compile(r'<script type="application/vnd\.jupyter\.widget-state\+json">.*?</script>', re.DOTALL)
+
+
+def without_widget_state(html: str) -> str:
+    """The page without its embedded widget state (base64 images, in which any short
+    string turns up by chance)."""
+    return WIDGET_STATE.sub("", html)
+
+
 @needs_book
 def test_every_toc_entry_is_built():
-    pages = toc_pages()
-    assert pages and pages[0] == "notebooks/question"
+    pages = toc_entries()
+    assert pages[0] == "index" and "notebooks/question" in pages
     missing = [p for p in pages if not built_page(p).exists()]
     assert not missing, f"toc entries without a built page: {missing}"
 
 
 @needs_book
-@pytest.mark.parametrize("page", toc_pages())
+def test_chapters_are_numbered_in_parts():
+    html = built_page("notebooks/network").read_text(encoding="utf-8")
+    for caption in ("Question and model", "Experiments", "Analysis", "Reproduce", "Reference"):
+        assert caption in html, f"part caption {caption!r} missing from the navigation"
+    assert re.search(r'<h1><span class="section-number">2\. </span>The network', html), "chapter 2 is not numbered"
+
+
+@needs_book
+@pytest.mark.parametrize("page", toc_entries())
 def test_no_cdn_and_local_assets_exist(page):
     path = built_page(page)
     if not path.exists():
         pytest.skip(f"{page} is not built")
-    html = path.read_text(encoding="utf-8")
+    html = without_widget_state(path.read_text(encoding="utf-8"))
     hits = sorted(set(m.group(0) for m in CDN.finditer(html)))
     assert not hits, f"{page}.html refers to a CDN: {hits}"
     parser = _Assets()
@@ -91,11 +140,29 @@ def test_vendored_scripts_are_referenced():
     assert 'type="application/vnd.jupyter.widget-state+json"' in html, "no saved widget state embedded"
 
 
+@needs_book
+@pytest.mark.parametrize("page, anchors", sorted(API_LINKS.items()))
+def test_equations_link_to_the_api_page(page, anchors):
+    html = built_page(page).read_text(encoding="utf-8")
+    api = built_page("api").read_text(encoding="utf-8")
+    for anchor in anchors:
+        assert f'api.html#{anchor}"' in html, f"{page} does not link to the API section {anchor}"
+        assert f'id="{anchor}"' in api, f"the API page has no section {anchor}"
+
+
+@needs_book
+def test_bibliography_lists_every_reference_and_chapters_cite():
+    keys = re.findall(r"^@\w+\{([^,]+),", (ROOT / "book" / "references.bib").read_text(), flags=re.MULTILINE)
+    html = built_page("bibliography").read_text(encoding="utf-8")
+    entries = re.findall(r'<div class="citation" id="id\d+"', html)
+    assert len(entries) == len(keys), f"{len(entries)} bibliography entries for {len(keys)} bib keys"
+    for page in ("notebooks/question", "notebooks/network", "notebooks/dropout"):
+        assert "bibliography.html#id" in built_page(page).read_text(encoding="utf-8"), f"{page} cites nothing"
+
+
 def chromium(args: list[str], profile: Path, timeout: int = 50) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--virtual-time-budget=20000",
-           *args]
+    cmd = [CHROMIUM, *CHROMIUM_FLAGS, NO_NETWORK, "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+           "--virtual-time-budget=20000", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -112,9 +179,9 @@ def classes(dom: str) -> list[str]:
 @needs_book
 @needs_chromium
 @pytest.mark.parametrize("page, widget_classes", [
-    ("notebooks/network", {"widget-slider": 3}),
-    ("notebooks/dropout", {"widget-dropdown": 1, "widget-slider": 2, "widget-checkbox": 1,
-                              "widget-toggle-buttons": 1}),
+    ("notebooks/network", {"widget-slider": 3, LIVE_FIGURE_CLASS: 1}),
+    ("notebooks/dropout", {"widget-dropdown": 1, "widget-slider": 2, "widget-toggle-buttons": 2,
+                           LIVE_FIGURE_CLASS: 2}),
 ])
 def test_math_typeset_and_widgets_rendered(page, widget_classes, tmp_path):
     dom = rendered_dom(page, tmp_path / "profile")
@@ -124,10 +191,10 @@ def test_math_typeset_and_widgets_rendered(page, widget_classes, tmp_path):
     found = classes(dom)
     for cls, n in widget_classes.items():
         assert found.count(cls) >= n, f"{page}: expected {n} rendered {cls}, found {found.count(cls)}"
-    # The interact output (a figure) is restored from the saved widget state.
-    assert "widget-output" in found, f"{page}: no output widget rendered"
-    outputs = dom.split("widget-output")[1:]
-    assert any("<img" in chunk[:20000] for chunk in outputs), f"{page}: the output widget shows no figure"
+    rendered = without_widget_state(dom)
+    figures = re.split(rf'class="[^"]*\b{LIVE_FIGURE_CLASS}\b[^"]*"', rendered)[1:]
+    assert len(figures) == widget_classes[LIVE_FIGURE_CLASS], f"{page}: {len(figures)} live figures rendered"
+    assert all("<img" in chunk[:20000] for chunk in figures), f"{page}: a live figure shows no image"
 
 
 @needs_book
@@ -147,3 +214,101 @@ def test_screenshot_of_equations_chapter(tmp_path):
         assert hi - lo > 100, "the screenshot is blank"
         dark = sum(grey.histogram()[:128]) / (img.size[0] * img.size[1])
         assert 0.005 < dark < 0.6, f"unexpected share of dark pixels: {dark:.3f}"
+
+
+# ---------------------------------------------------------------- live figures (Selenium)
+
+# SHA-256 of the bytes behind the <img> (a blob: URL made by the widget manager).
+_IMAGE_DIGEST = """
+const img = arguments[0], done = arguments[arguments.length - 1];
+fetch(img.src).then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-256', b))
+  .then(h => done(Array.from(new Uint8Array(h)).map(x => x.toString(16).padStart(2, '0')).join('')))
+  .catch(e => done('error: ' + e));
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, NO_NETWORK, "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        options.add_argument(flag)
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    except WebDriverException as err:  # e.g. chromedriver and chromium of different versions
+        pytest.skip(f"chromedriver could not start chromium: {str(err).splitlines()[0]}")
+    driver.set_script_timeout(20)
+    yield driver
+    driver.quit()
+
+
+def _wait(condition, timeout: float = 15.0, step: float = 0.2):
+    end = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(step)
+
+
+def shown_image(driver, figure) -> str | None:
+    """Digest of the one image the live figure displays (None while it shows none)."""
+    imgs = [img for img in figure.find_elements(By.TAG_NAME, "img") if img.is_displayed()]
+    if len(imgs) != 1:
+        return None
+    digest = driver.execute_async_script(_IMAGE_DIGEST, imgs[0])
+    assert not digest.startswith("error"), digest
+    return digest
+
+
+def controls_of(figure) -> list:
+    return figure.find_elements(By.CSS_SELECTOR, ".widget-hslider, .widget-dropdown, .widget-toggle-buttons")
+
+
+def control_label(control) -> str:
+    return control.find_element(By.CSS_SELECTOR, ".widget-label").text.strip()
+
+
+def move(driver, control, forward: bool = True) -> None:
+    """Moves a control one position (a slider by the arrow keys, as a reader's keyboard would)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", control)
+    classes_ = control.get_attribute("class").split()
+    if "widget-hslider" in classes_:
+        control.find_element(By.CSS_SELECTOR, ".noUi-handle").send_keys(
+            Keys.ARROW_RIGHT if forward else Keys.ARROW_LEFT)
+    elif "widget-dropdown" in classes_:
+        select = Select(control.find_element(By.TAG_NAME, "select"))
+        index = [o.get_attribute("value") for o in select.options].index(
+            select.first_selected_option.get_attribute("value"))
+        select.select_by_index(index + 1 if forward else index - 1)
+    else:
+        buttons = control.find_elements(By.TAG_NAME, "button")
+        index = next(i for i, b in enumerate(buttons) if "mod-active" in b.get_attribute("class"))
+        buttons[index + 1 if forward else index - 1].click()
+
+
+@needs_book
+@needs_selenium
+@pytest.mark.parametrize("page", sorted(LIVE_FIGURES))
+def test_live_figures_respond_without_kernel_or_network(browser, page):
+    """Every control of every live figure changes the displayed image, and moving it back
+    shows the first image again: the precomputed stacks and their browser-side links work
+    from file:// with no kernel and no network."""
+    browser.get(built_page(page).as_uri())
+    expected = LIVE_FIGURES[page]
+    figures = _wait(lambda: [f for f in browser.find_elements(By.CSS_SELECTOR, f".{LIVE_FIGURE_CLASS}")
+                             if shown_image(browser, f)] or None, timeout=30)
+    assert figures and len(figures) == len(expected), \
+        f"{page}: {len(figures or [])} live figures rendered, expected {len(expected)}"
+    for figure, labels in zip(figures, expected, strict=True):
+        controls = controls_of(figure)
+        assert tuple(control_label(c) for c in controls) == labels
+        first = shown_image(browser, figure)
+        for control in controls:
+            label = control_label(control)
+            move(browser, control, forward=True)
+            moved = _wait(lambda fig=figure, first=first: shown_image(browser, fig) not in (None, first))
+            assert moved, f"{page}: moving {label!r} did not change the figure"
+            move(browser, control, forward=False)
+            back = _wait(lambda fig=figure, first=first: shown_image(browser, fig) == first)
+            assert back, f"{page}: moving {label!r} back did not restore the figure"
