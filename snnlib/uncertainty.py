@@ -37,6 +37,17 @@ on the current or the hidden spikes (the current before dropout does not depend 
 mask), which saves time, not events: the events are counted as N whole passes, which is what
 N runs of the network cost.
 
+Defaults and what they cost (:data:`DEFAULT_PASSES` = 50 passes, :data:`DEFAULT_SHIFT_SUBSET` =
+2,000 images per shift or OOD set, rotations every 30 degrees, :data:`DEFAULT_ANGLES`; the test set
+is the run's whole one). Measured on the project's 2-core machine, one thread, with the study's
+training grid running on both cores: a 20-epoch MNIST dropout run (10,000 test images, 6
+rotations and the OOD set) took 50 s of CPU time (124 s of wall time on the shared cores), a
+CIFAR-10 dropout run (10,000 test images, 10 noise and blur sets and the OOD set) 90 s of CPU
+(210 s wall); the 51 passes per image (deterministic and MC) are nearly all of it, a base run
+without dropout costs a few seconds. About 100 dropout runs, half of each dataset, are about 2
+CPU-hours: an hour of wall time with two commands side by side. Rotations every 15 degrees
+(Ovadia et al.'s grid, :data:`snnlib.shift.ROTATION_ANGLES`) would add half again to an MNIST run.
+
 The record (``uncertainty.json``, strict JSON; NaN, e.g. an empty reliability bin, is null):
 
 * ``kind`` (``run`` or ``ensemble``), ``settings`` (``passes``, ``mask_seed``, ``shift_subset``,
@@ -44,7 +55,7 @@ The record (``uncertainty.json``, strict JSON; NaN, e.g. an empty reliability bi
   rerun with equal settings and weights is skipped), ``config`` (the run's), ``weights_sha256``
   (an ensemble: ``members`` and ``member_sha256``), ``record_test_acc`` and
   ``record_test_synaptic_events`` (the run record's last epoch: the deterministic method
-  reproduces them), ``has_dropout``;
+  reproduces them), ``has_dropout``, ``not_evaluated`` (method: why it does not apply);
 * ``sets``: per set name (``test``, ``rotate30`` ..., ``noise1`` ..., ``blur1`` ..., ``ood_cifar10``
   or ``ood_mnist``) its ``kind`` (test, shift, ood), ``family``, ``level``, ``parameter``,
   ``source`` and ``samples``;
@@ -728,8 +739,14 @@ def evaluate_run(run_dir: str | Path, passes: int = DEFAULT_PASSES, mask_seed: i
     det_probs = {k: softmax(v) for k, v in det_logits.items()}
     methods = {"deterministic": _method_entry(_score_method(sets, det_probs, None, n_bins),
                                               float(det_events["test"].mean()), 1, det_time)}
+    not_evaluated = {}
+    if not dropout:
+        for name in ("mc_dropout", *(f"single_pass_{r}" for r in TIME_READOUTS)):
+            not_evaluated[name] = "the run has no dropout"
     val = validation_set(config, dev)
-    if val is not None:
+    if val is None:
+        not_evaluated["temperature"] = "the run has no validation split (val_size 0); never fitted on the test set"
+    else:
         t0 = time.perf_counter()
         val_logits, _ = deterministic_logits(model, val, batch_size)
         temperature = fit_temperature(val_logits, val.labels)
@@ -773,6 +790,7 @@ def evaluate_run(run_dir: str | Path, passes: int = DEFAULT_PASSES, mask_seed: i
         "record_test_acc": last["test_acc"],
         "record_test_synaptic_events": last["test_synaptic_events"],
         "has_dropout": dropout,
+        "not_evaluated": not_evaluated,
         "sets": {es.name: {**es.spec.describe(), "samples": len(es.labels)} for es in sets},
         "methods": methods,
         **_provenance(dev),

@@ -360,6 +360,18 @@ def test_evaluation_is_deterministic_given_the_mask_seed(runs, use_real_data):
 def test_base_run_gets_no_sampling_methods(runs, use_real_data):
     result = U.evaluate_run(runs / "base", passes=3, shift_subset=30, angles=(90,))
     assert set(result["methods"]) == {"deterministic", "temperature"} and not result["has_dropout"]
+    assert set(result["not_evaluated"]) == {"mc_dropout", "single_pass_running_max", "single_pass_potential"}
+
+
+def test_no_validation_split_no_temperature(runs, use_real_data, tmp_path):
+    """Temperature scaling is never fitted on the test set: without a validation split it is left out."""
+    folder = tmp_path / "no_val"
+    shutil.copytree(runs / "base", folder)
+    record = json.loads((folder / "metrics.json").read_text())
+    record["config"]["val_size"] = 0
+    write_json_atomic(folder / "metrics.json", record)
+    result = U.evaluate_run(folder, passes=2, shift_subset=20, angles=(90,))
+    assert set(result["methods"]) == {"deterministic"} and "temperature" in result["not_evaluated"]
 
 
 def test_command_is_resumable(runs, use_real_data, tmp_path, capsys):
