@@ -1,4 +1,4 @@
-"""Command line: ``python -m snnlib {train,fetch,summary,compare,claims,bench} ...``.
+"""Command line: ``python -m snnlib {train,fetch,summary,compare,claims,uncertainty,bench} ...``.
 
 Bad input exits with status 2 and one line naming the problem; nothing saved is touched.
 """
@@ -170,6 +170,12 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def _uncertainty(args: argparse.Namespace) -> int:
+    from .uncertainty import main as uncertainty_main
+
+    return uncertainty_main(args)
+
+
 class _OneLineErrors(argparse.ArgumentParser):
     """Usage errors as one line ``error: ...`` on stderr and exit status 2, like every other error."""
 
@@ -205,11 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "and print the verdict table; the rules are in snnlib.claims.")
     claims.add_argument("results", help="a results folder, e.g. results")
     claims.add_argument("--json", help="also write every test, cell and verdict to this JSON file (must not exist)")
-    from .bench import add_arguments
+    from .bench import add_arguments as add_bench_arguments
+    from .uncertainty import add_arguments as add_uncertainty_arguments
 
-    add_arguments(sub.add_parser("bench", help="training throughput: snnlib vs dense vs snnTorch",
-                                 description="Measure training samples/s and peak memory of "
-                                             "snnlib, a dense reference and snnTorch, side by side."))
+    add_bench_arguments(sub.add_parser("bench", help="training throughput: snnlib vs dense vs snnTorch",
+                                       description="Measure training samples/s and peak memory of "
+                                                   "snnlib, a dense reference and snnTorch, side by side."))
+    add_uncertainty_arguments(sub.add_parser(
+        "uncertainty", help="predictive uncertainty of finished runs: MC dropout, temperature scaling, ensembles",
+        description="Evaluate finished runs (RUN_DIR/uncertainty.json) on the test set and on shifted and "
+                    "out-of-distribution data: deterministic, temperature-scaled, MC dropout and single-pass "
+                    "predictions, and optionally the ensemble of the runs."))
     return parser
 
 
@@ -221,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary, "compare": _compare,
-                    "claims": _claims}
+                    "claims": _claims, "uncertainty": _uncertainty}
         return commands[args.command](args)
     except (ValueError, RunError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
