@@ -67,21 +67,30 @@ class Control:
             raise ValueError(f"control {self.name!r}: initial value {self.value!r} is not among its values")
 
     @property
+    def label(self) -> str:
+        """The text shown next to the control."""
+        return self.description or self.name
+
+    @property
     def initial_index(self) -> int:
         """Position of the value shown first."""
         return 0 if self.value is None else list(self.values).index(self.value)
 
-    def widget(self) -> widgets.ValueWidget:
+    def widget(self, description_width: str = "initial") -> widgets.ValueWidget:
         """A new control widget whose ``index`` selects one of ``values``."""
         labels = [_label(v) for v in self.values] if self.labels is None else list(self.labels)
         options = list(zip(labels, range(len(labels)), strict=True))
-        common = dict(options=options, value=self.initial_index, description=self.description or self.name,
-                      style={"description_width": "initial"})
+        common = dict(options=options, value=self.initial_index, description=self.label,
+                      style={"description_width": description_width})
         if self.style == "slider":
             return widgets.SelectionSlider(continuous_update=True, **common)
         if self.style == "dropdown":
             return widgets.Dropdown(**common)
-        return widgets.ToggleButtons(**common)
+        # label and buttons on one line (the embed manager stacks them otherwise), each
+        # button as wide as its text
+        common["style"]["button_width"] = "auto"
+        layout = widgets.Layout(width="auto", display="flex", align_items="center")
+        return widgets.ToggleButtons(layout=layout, **common)
 
 
 def figure_png(fig: Figure, dpi: float = 80, colors: int | None = 64, close: bool = True) -> bytes:
@@ -123,7 +132,7 @@ def live_figure(render: Callable[..., Figure], controls: Sequence[Control], dpi:
     The images sit in nested ``ipywidgets.Stack`` widgets, the first control's level
     outermost, and each control's ``index`` is linked in the browser
     (``ipywidgets.jslink``) to the ``selected_index`` of every stack of its level.
-    Returns ``VBox([HBox(control widgets), outer stack])`` with the CSS class
+    Returns ``VBox([VBox(control widgets), outer stack])`` with the CSS class
     :data:`snnlib.widgets.LIVE_FIGURE_CLASS`. Display it as the last expression of a
     notebook cell and keep the notebook's widget state when saving it.
     """
@@ -175,11 +184,13 @@ def live_figure(render: Callable[..., Figure], controls: Sequence[Control], dpi:
     finally:
         for fig in last:
             plt.close(fig)
-    control_widgets = [c.widget() for c in controls]
+    # one control per line, their labels in a column as wide as the longest
+    width = f"{max(len(c.label) for c in controls) + 2}ch"
+    control_widgets = [c.widget(description_width=width) for c in controls]
     for widget, stacks in zip(control_widgets, levels, strict=True):
         for s in stacks:
             widgets.jslink((widget, "index"), (s, "selected_index"))
-    box = widgets.VBox([widgets.HBox(control_widgets, layout=widgets.Layout(flex_flow="row wrap")), outer])
+    box = widgets.VBox([widgets.VBox(control_widgets), outer])
     box.add_class(LIVE_FIGURE_CLASS)
     return box
 
