@@ -334,6 +334,15 @@ IMPORTANCE_ROUNDING = 1e-5
 _EXACT_FIELDS = ("hidden_firing_rate", "hidden_mean_spike_step", "hidden_silencing_drop")
 
 
+def same_numbers(a: dict, b: dict) -> bool:
+    """Whether two finished runs (of any configurations) have the same numbers: every per-epoch
+    number (times excluded) and every per-neuron list. Two configurations that are one operation
+    (feature dropout and dropout2d on this layer) give True for the same seed."""
+    epochs_a, epochs_b = timing_free(a)["epochs"], timing_free(b)["epochs"]
+    return (is_finished(a) and is_finished(b) and epochs_a == epochs_b
+            and all(a.get(k) == b.get(k) for k in ("hidden_importance", *_EXACT_FIELDS)))
+
+
 def compare_records(reference: Iterable[dict], rerun: Iterable[dict]) -> list[dict]:
     """Each rerun record against the reference record with the same ``path``.
 

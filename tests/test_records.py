@@ -103,3 +103,15 @@ def test_formatting_helpers():
     assert R.signed_interval(0.1, math.nan, math.nan) == "+0.10" and R.signed_interval(math.nan, 0, 0) == "-"
     assert R.p_text(0.0079) == "0.008" and R.p_text(1.1e-5) == "1.1e-05" and R.p_text(math.nan) == "-"
     assert R.markdown_table(["a", "b"], [[1, 2]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_same_numbers_across_configurations():
+    a = make_record("mnist", "feature", 0, test_acc=0.96)
+    b = make_record("mnist", "dropout2d", 0, test_acc=0.96)
+    assert R.same_numbers(a, b)
+    b["epochs"][3]["train_loss"] += 1e-9
+    assert not R.same_numbers(a, b)
+    c = make_record("mnist", "dropout2d", 0, test_acc=0.96)
+    c["hidden_silencing_drop"] = [0.1] * 8
+    assert not R.same_numbers(a, c)
+    assert not R.same_numbers(a, make_record("mnist", "feature", 0, test_acc=0.96, status="running"))
