@@ -6,7 +6,7 @@ is not in git: ``scripts/fetch_vendor.sh`` fetches the pinned npm tarballs and v
 their SHA-256. This extension runs ``fetch_vendor.sh --check vendor`` when the build starts
 and, if ``vendor/`` is missing, incomplete or holds other versions, ``fetch_vendor.sh
 vendor``, so that ``jupyter-book build book/`` works on a fresh clone. Without npm it stops
-the build with one line that says what to install.
+the build with one line that says what to install (and exit status 1).
 
 Configuration (``sphinx: config:`` in ``_config.yml``): ``offline_assets_dir`` (default
 ``../vendor``) and ``offline_assets_script`` (default ``../scripts/fetch_vendor.sh``), both
@@ -21,16 +21,18 @@ from pathlib import Path
 
 from sphinx.application import Sphinx
 from sphinx.config import Config
-from sphinx.errors import ConfigError
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
 
-class OfflineAssetsError(ConfigError):
-    """The vendored JavaScript is missing and cannot be fetched."""
+def fail(message: str) -> None:
+    """Stops the build with one line on stderr and exit status 1.
 
-    category = "Offline assets error"
+    ``SystemExit`` passes through Sphinx's and Jupyter Book's handlers, which would wrap any
+    other exception in a traceback.
+    """
+    raise SystemExit(f"offline_assets: {message}")
 
 
 def ensure_vendor(app: Sphinx, config: Config) -> None:
@@ -40,18 +42,17 @@ def ensure_vendor(app: Sphinx, config: Config) -> None:
     script = (root / config.offline_assets_script).resolve()
     bash = shutil.which("bash")
     if bash is None or not script.exists():
-        raise OfflineAssetsError(f"cannot check the vendored JavaScript: needs bash and {script.name}")
+        fail(f"cannot check the vendored JavaScript in {dest.name}/: needs bash and {script.name}")
     if subprocess.run([bash, str(script), "--check", str(dest)], check=False).returncode == 0:
         return
     if shutil.which("npm") is None:
-        raise OfflineAssetsError(
-            f"the book needs MathJax, RequireJS and the widget manager in {dest.name}/ and npm to fetch them: "
-            "install npm (e.g. apt-get install -y npm) or run scripts/fetch_vendor.sh vendor on a machine with npm")
+        fail(f"{dest.name}/ (MathJax, RequireJS, the widget manager) is missing or incomplete and npm is not "
+             f"installed to fetch it: install npm (e.g. apt-get install -y npm) and build again")
     logger.info(f"offline_assets: fetching the vendored JavaScript into {dest.name}/ (npm pack, SHA-256 checked)")
     fetched = subprocess.run([bash, str(script), str(dest)], check=False, capture_output=True, text=True)
     if fetched.returncode != 0:
         last = (fetched.stderr.strip().splitlines() or ["no message"])[-1]
-        raise OfflineAssetsError(f"fetching the vendored JavaScript failed: {last}")
+        fail(f"fetching the vendored JavaScript failed: {last}")
     logger.info(f"offline_assets: {(fetched.stderr.strip().splitlines() or [''])[-1]}")
 
 
