@@ -477,7 +477,7 @@ def test_killed_grid_resumes_without_repeating_or_losing_runs(tmp_path, real_dat
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to follow the kernels")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_stopped_runner_leaves_no_kernel_behind(tmp_path, real_data_dir, signum):
     """SIGTERM (like Ctrl-C): exit status 130, the kernel shut down. SIGKILL of the runner alone: its child
     notices and shuts its kernel down. Either way no process of the run survives, and the record stays."""
