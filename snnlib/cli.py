@@ -12,6 +12,7 @@ from pathlib import Path
 from .data import DATASETS
 from .dropout import KINDS
 from .network import SITES, NetworkConfig
+from .system import DEVICE_CHOICES
 
 NET_DEFAULTS = NetworkConfig()
 
@@ -53,7 +54,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=NET_DEFAULTS.threshold,
                    help=f"firing threshold (default {NET_DEFAULTS.threshold})")
     p.add_argument("--hidden", type=int, default=NET_DEFAULTS.hidden, help="hidden neurons (default 128)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help=f"{DEVICE_CHOICES} (default auto: CUDA if available)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--out", required=True, help="run folder (created; holds metrics.json and checkpoint.pt)")
