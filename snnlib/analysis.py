@@ -132,6 +132,14 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return float(stats.kendalltau(np.asarray(a, float), np.asarray(b, float)).statistic)
 
 
+def chance_of_ranking(n: int, k: int = 10) -> float:
+    """The probability that the top ``k`` of ``n`` neurons come out as one given ordered list of IDs
+    (e.g. 0, 1, ..., 9) when the ranking carries no information about IDs: ``1 / (n (n-1) ... (n-k+1))``,
+    about 1.2e-21 for the top 10 of 128. The paper's Table 2 lists IDs 0-9 in order for the network
+    without dropout."""
+    return 1.0 / math.perm(n, k)
+
+
 def chance_top_k_overlap(n: int, k: int = 10) -> float:
     """Expected top-``k`` overlap of two unrelated rankings of ``n`` neurons: ``k^2 / n``."""
     return k * k / n

@@ -90,6 +90,12 @@ def test_five_against_five_cannot_survive_holm_over_eight_tests_but_ten_can():
     assert five > C.ALPHA > ten
 
 
+def test_chance_of_one_ordered_top_k():
+    assert A.chance_of_ranking(128, 10) == pytest.approx(1 / math.prod(range(119, 129)))
+    assert A.chance_of_ranking(128, 10) < 2e-21
+    assert A.chance_of_ranking(3, 3) == pytest.approx(1 / 6)
+
+
 # ---------------------------------------------------------------- combination rules
 
 
