@@ -48,7 +48,8 @@ STUDY_SETTINGS = {
 EPOCH_METRICS = ("train_loss", "train_acc", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc",
                  "test_loss", "test_acc", "train_hidden_spikes", "test_hidden_spikes", "test_input_spikes",
                  "test_synaptic_events")
-ACCURACY_METRICS = ("train_acc", "train_eval_acc", "val_acc", "test_acc")  # fractions; shown in percent
+# fractions, shown in percent (``gap``: dropout-off training accuracy minus test accuracy, findings.generalization_gap)
+ACCURACY_METRICS = ("train_acc", "train_eval_acc", "val_acc", "test_acc", "gap")
 METRIC_NAMES = {"train_loss": "training loss (dropout on)", "train_acc": "training accuracy (dropout on)",
                 "train_eval_loss": "training loss (dropout off)", "train_eval_acc": "training accuracy (dropout off)",
                 "val_loss": "validation loss", "val_acc": "validation accuracy",
@@ -56,7 +57,8 @@ METRIC_NAMES = {"train_loss": "training loss (dropout on)", "train_acc": "traini
                 "train_hidden_spikes": "hidden spikes per sample (training)",
                 "test_hidden_spikes": "hidden spikes per sample (test)",
                 "test_input_spikes": "input spikes per sample (test)",
-                "test_synaptic_events": "synaptic events per sample (test)"}
+                "test_synaptic_events": "synaptic events per sample (test)",
+                "gap": "training minus test accuracy (dropout off)"}
 
 
 # ---------------------------------------------------------------- reading
