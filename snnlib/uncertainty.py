@@ -63,12 +63,13 @@ The record (``uncertainty.json``, strict JSON; NaN, e.g. an empty reliability bi
   on the test set, ``wall_time_s`` of this method over all sets), method-specific fields
   (``temperature`` and the validation NLL before and after; ``passes`` and ``mask_seed``; the
   single-pass ``readout``) and ``results``: per set the dict of :func:`summarize` (``accuracy``,
-  ``nll``, ``brier``, ``ece``, ``reliability``, ``coverage`` on labelled sets; ``mean_confidence``,
-  ``mean_entropy``, ``mean_mutual_information`` for sampling methods) and, on every set but the
+  ``nll``, ``brier``, ``ece`` on labelled sets, ``reliability`` and ``coverage`` on the test set;
+  ``mean_confidence``, ``mean_entropy``, ``mean_mutual_information`` for sampling methods) and, on every set but the
   test set, ``auroc_vs_test``: the AUROC of telling the set from the test set by ``max_prob``
   (score 1 - max probability), ``entropy`` and ``mutual_information``. MC dropout also has
-  ``curve``: per set, lists over ``n`` = 1..N of the same numbers for the mean of the first
-  ``n`` passes (and ``auroc_vs_test`` per score);
+  ``curve``: per set, lists over ``n`` (:func:`curve_points`: 1, 2, ..., 50) of the same numbers
+  for the mean of the first ``n`` passes (and ``auroc_vs_test`` per score); numbers are rounded to
+  :data:`SIGNIFICANT_DIGITS` significant digits;
 * ``git_commit``, ``git_dirty``, ``torch_version``, ``python_version``, ``device``,
   ``device_name``, ``wall_time_s``.
 """
@@ -96,12 +97,15 @@ from .network import SRMNetwork
 from .system import device_description, git_commit, resolve_device, write_json_atomic
 from .training import EVAL_BATCH, RunConfig, RunError, load_trained, stream_seed
 
-UNCERTAINTY_VERSION = 1
+UNCERTAINTY_VERSION = 2  # 2: the curve at CURVE_POINTS, numbers rounded to SIGNIFICANT_DIGITS
 OUTPUT_FILE = "uncertainty.json"
 DEFAULT_PASSES = 50
 DEFAULT_SHIFT_SUBSET = 2000
 DEFAULT_ANGLES = (30, 60, 90, 120, 150, 180)
 N_BINS = 15
+# the curve over the number of passes n is recorded at these n (and at N itself)
+CURVE_POINTS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50)
+SIGNIFICANT_DIGITS = 7  # the record's numbers are rounded to these (metrics, not weights: 7 digits is float32's)
 COVERAGES = tuple(round(0.05 * i, 2) for i in range(1, 21))  # 5%, 10%, ..., 100% kept
 TEMPERATURE_BOUNDS = (1e-2, 1e2)
 _TINY = np.finfo(np.float64).tiny  # clip of p before log: only an exact 0 is changed
@@ -176,7 +180,7 @@ def reliability_diagram(probs, labels, n_bins: int = N_BINS) -> dict:
     with np.errstate(invalid="ignore", divide="ignore"):
         conf = np.bincount(index, confidence, minlength=n_bins) / count
         acc = np.bincount(index, correct, minlength=n_bins) / count
-    return {"bin_edges": np.linspace(0.0, 1.0, n_bins + 1).tolist(), "confidence": conf.tolist(),
+    return {"confidence": conf.tolist(),
             "accuracy": acc.tolist(), "count": count.astype(int).tolist()}
 
 
@@ -570,13 +574,13 @@ def scores_of(probs, mi=None) -> Scores:
 
 
 def summarize(probs, labels, mi=None, labelled: bool = True, n_bins: int = N_BINS,
-              coverages=COVERAGES) -> dict:
+              coverages=COVERAGES, diagrams: bool = True) -> dict:
     """Every metric of one predictive distribution on one set, as a JSON-able dict.
 
-    Labelled sets (test, shifts): accuracy, NLL, Brier, ECE, reliability diagram, accuracy
-    against coverage; every set: the mean confidence, entropy and (for sampling methods, ``mi``
-    given) mutual information. On an OOD set the labels belong to another dataset, so only
-    the score means are given.
+    Labelled sets (test, shifts): accuracy, NLL, Brier, ECE, and with ``diagrams`` the
+    reliability diagram and accuracy against coverage; every set: the mean confidence, entropy
+    and (for sampling methods, ``mi`` given) mutual information. On an OOD set the labels
+    belong to another dataset, so only the score means are given.
     """
     p, y = _check(probs, labels)
     s = scores_of(p, mi)
@@ -586,8 +590,9 @@ def summarize(probs, labels, mi=None, labelled: bool = True, n_bins: int = N_BIN
         out["mean_mutual_information"] = float(s.mutual_information.mean())
     if labelled:
         out.update(accuracy=accuracy(p, y), nll=nll(p, y), brier=brier_score(p, y),
-                   ece=expected_calibration_error(p, y, n_bins),
-                   reliability=reliability_diagram(p, y, n_bins), coverage=accuracy_coverage(p, y, coverages))
+                   ece=expected_calibration_error(p, y, n_bins))
+        if diagrams:
+            out.update(reliability=reliability_diagram(p, y, n_bins), coverage=accuracy_coverage(p, y, coverages))
     return out
 
 
@@ -596,18 +601,25 @@ def _auroc_block(test: Scores, other: Scores) -> dict:
     return {k: auroc(a[k], b[k]) for k in a if k in b}
 
 
+def curve_points(passes: int) -> list[int]:
+    """The numbers of passes n at which the curve over n is recorded: :data:`CURVE_POINTS` up to
+    ``passes``, and ``passes`` itself."""
+    return sorted({n for n in CURVE_POINTS if n <= passes} | {passes})
+
+
 def _curve(per_pass_probs: np.ndarray, labels: np.ndarray, labelled: bool, n_bins: int) -> tuple[dict, list[Scores]]:
-    """Metrics of the mean of the first n passes for n = 1..P, and the scores at each n."""
+    """Metrics of the mean of the first n passes at each n of :func:`curve_points`, and the scores."""
     P = per_pass_probs.shape[0]
     cumulative = np.cumsum(per_pass_probs, axis=0)
     cumulative_entropy = np.cumsum(predictive_entropy(per_pass_probs), axis=0)  # (P, N)
-    curve: dict[str, list] = {"n": list(range(1, P + 1))}
+    points = curve_points(P)
+    curve: dict[str, list] = {"n": points}
     keys = ["accuracy", "nll", "brier", "ece"] if labelled else []
     keys += ["mean_confidence", "mean_entropy", "mean_mutual_information"]
     for k in keys:
         curve[k] = []
     scores = []
-    for n in range(1, P + 1):
+    for n in points:
         mean = cumulative[n - 1] / n
         mi = np.maximum(predictive_entropy(mean) - cumulative_entropy[n - 1] / n, 0.0)
         s = scores_of(mean, mi)
@@ -621,6 +633,17 @@ def _curve(per_pass_probs: np.ndarray, labels: np.ndarray, labelled: bool, n_bin
         curve["mean_entropy"].append(float(s.entropy.mean()))
         curve["mean_mutual_information"].append(float(mi.mean()))
     return curve, scores
+
+
+def rounded(obj: object, digits: int = SIGNIFICANT_DIGITS) -> object:
+    """``obj`` with every float rounded to ``digits`` significant digits (the record stays small)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [rounded(v, digits) for v in obj]
+    return obj
 
 
 # ---------------------------------------------------------------- evaluation sets
@@ -690,11 +713,13 @@ def _method_entry(results: dict, events_test: float, forward_passes: int, wall: 
 
 def _score_method(sets: list[EvalSet], probs: dict[str, np.ndarray], mi: dict[str, np.ndarray] | None,
                   n_bins: int) -> dict:
-    """summarize() on every set plus AUROC of every non-test set against the test set."""
+    """summarize() on every set (the diagrams on the test set only, to keep the record small) plus
+    the AUROC of every non-test set against the test set."""
     results, scores = {}, {}
     for es in sets:
         m = None if mi is None else mi[es.name]
-        results[es.name] = summarize(probs[es.name], es.labels, m, es.spec.labelled, n_bins)
+        results[es.name] = summarize(probs[es.name], es.labels, m, es.spec.labelled, n_bins,
+                                     diagrams=es.spec.kind == "test")
         scores[es.name] = scores_of(probs[es.name], m)
     for es in sets:
         if es.spec.kind != "test":
@@ -955,7 +980,7 @@ def main(args: argparse.Namespace) -> int:
                 continue
             result = evaluate_run(d, args.passes, args.mask_seed, args.shift_subset, args.angles, args.device,
                                   args.batch_size)
-            write_json_atomic(Path(d) / OUTPUT_FILE, result)
+            write_json_atomic(Path(d) / OUTPUT_FILE, rounded(result))
             m = result["methods"]
             line = ", ".join(f"{k} {v['results']['test'].get('accuracy', float('nan')):.4f}/"
                              f"{v['results']['test'].get('ece', float('nan')):.4f}" for k, v in m.items())
@@ -968,7 +993,7 @@ def main(args: argparse.Namespace) -> int:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 result = evaluate_ensemble(args.run_dirs, args.shift_subset, args.angles, args.device,
                                            args.batch_size, relative_to=out.parent)
-                write_json_atomic(out, result)
+                write_json_atomic(out, rounded(result))
                 test = result["methods"]["ensemble"]["results"]["test"]
                 print(f"{out}: ensemble of {len(args.run_dirs)}, test accuracy {test['accuracy']:.4f}, "
                       f"ECE {test['ece']:.4f}")

@@ -88,7 +88,8 @@ def test_ece_and_reliability_diagram_match_the_loop_over_bins(n_bins):
     assert sum(diagram["count"]) == 3000 and len(diagram["confidence"]) == n_bins
     conf = probs.max(1)
     for b in range(n_bins):
-        inside = (conf > diagram["bin_edges"][b]) & (conf <= diagram["bin_edges"][b + 1])
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        inside = (conf > edges[b]) & (conf <= edges[b + 1])
         assert diagram["count"][b] == inside.sum()
         if inside.any():
             assert diagram["confidence"][b] == pytest.approx(conf[inside].mean())
@@ -460,3 +461,11 @@ def test_cifar10_run_end_to_end(real_data_dir, tmp_path, capsys):
                                    "ood_mnist"}
     assert record["sets"]["blur5"]["parameter"] == 1.0
     assert "single_pass_running_max" in record["methods"]
+
+
+def test_curve_points_and_rounding_keep_the_record_small():
+    assert U.curve_points(4) == [1, 2, 3, 4]
+    assert U.curve_points(50)[-1] == 50 and U.curve_points(50)[:3] == [1, 2, 3] and len(U.curve_points(50)) < 20
+    assert U.curve_points(7) == [1, 2, 3, 4, 5, 6, 7]
+    value = U.rounded({"x": [0.123456789123, 12345.678901], "n": 3, "nan": float("nan")})
+    assert value["x"] == [0.1234568, 12345.68] and value["n"] == 3 and math.isnan(value["nan"])
