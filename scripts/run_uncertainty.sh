@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The uncertainty evaluation of the study (chapter "Uncertainty"): every finished run of the paper
-# grid's base network and dropout kinds at the paper's site (seeds 0-4; feature dropout is dropout2d
-# on this layer), the rates grid, and the ensemble of the five base seeds of each dataset. Each run
+# grid's base network and dropout kinds at the paper's site (seeds 0-9; feature dropout is dropout2d
+# on this layer), the rates grid, and the ensembles of base seeds 0-4 and 5-9 of each dataset. Each run
 # gets RUN_DIR/uncertainty.json; runs that have one are skipped (delete it to evaluate again), runs not
 # finished yet are reported and left for the next call, so the script can be run again until done.
 # Usage: scripts/run_uncertainty.sh [RESULTS_DIR]   (default results)
@@ -16,7 +16,7 @@ evaluate() {
 }
 runs=()
 for dataset in mnist cifar10; do
-  for seed in 0 1 2 3 4; do
+  for seed in 0 1 2 3 4 5 6 7 8 9; do
     for cell in none_p0_step_current dropout_p0.5_step_current dropout2d_p0.5_step_current \
                 feature_alpha_p0.5_step_current alpha_p0.5_step_current; do
       runs+=("$RESULTS/paper/$dataset/$cell/seed$seed")
@@ -30,14 +30,17 @@ for dataset in mnist cifar10; do
 done
 for run in "${runs[@]}"; do evaluate "$run"; done
 for dataset in mnist cifar10; do
-  base=("$RESULTS"/paper/$dataset/none_p0_step_current/seed{0,1,2,3,4})
-  ready=1
-  for run in "${base[@]}"; do finished "$run" || ready=0; done
-  if [ -f "$RESULTS/paper/$dataset/none_p0_step_current/ensemble.json" ]; then
-    continue
-  elif [ "$ready" = 1 ]; then
-    "$PY" -m snnlib uncertainty "${base[@]}" --threads 1 --ensemble "$RESULTS/paper/$dataset/none_p0_step_current/ensemble.json"
-  else
-    echo "$dataset: the ensemble waits for the five base runs"
-  fi
+  for members in "0 1 2 3 4" "5 6 7 8 9"; do
+    base=()
+    for seed in $members; do base+=("$RESULTS/paper/$dataset/none_p0_step_current/seed$seed"); done
+    out="$RESULTS/paper/$dataset/none_p0_step_current/ensemble_seeds${members// /}.json"
+    [ -f "$out" ] && continue
+    ready=1
+    for run in "${base[@]}"; do finished "$run" || ready=0; done
+    if [ "$ready" = 1 ]; then
+      "$PY" -m snnlib uncertainty "${base[@]}" --threads 1 --ensemble "$out"
+    else
+      echo "$dataset: the ensemble of seeds $members waits for its base runs"
+    fi
+  done
 done
