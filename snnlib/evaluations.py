@@ -96,7 +96,7 @@ def evaluations_table(evaluations: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _of_sets(table: pd.DataFrame, sets: str | Sequence[str]) -> pd.DataFrame:
+def of_sets(table: pd.DataFrame, sets: str | Sequence[str]) -> pd.DataFrame:
     """Rows of one set (a name), or the mean per evaluation and method over several sets (a list, or
     ``shift`` / ``ood`` for every set of that kind)."""
     if isinstance(sets, str) and sets not in ("shift", "ood"):
@@ -110,10 +110,10 @@ def _of_sets(table: pd.DataFrame, sets: str | Sequence[str]) -> pd.DataFrame:
 def method_summary(table: pd.DataFrame, sets: str | Sequence[str] = "test",
                    metrics: Sequence[str] = ("accuracy", "nll", "ece")) -> pd.DataFrame:
     """Mean, standard deviation and n over seeds per cell and method, on one set (or the mean over
-    several, see :func:`_of_sets`); the cost (forward passes, synaptic events per prediction) is the
+    several, see :func:`of_sets`); the cost (forward passes, synaptic events per prediction) is the
     mean over seeds."""
     rows = []
-    chosen = _of_sets(table, sets)
+    chosen = of_sets(table, sets)
     for key, group in chosen.groupby(["dataset", "variant", "p", "mask", "site", "method"], sort=False):
         row = dict(zip(["dataset", "variant", "p", "mask", "site", "method"], key, strict=True))
         row["n"] = len(group)
@@ -164,7 +164,7 @@ def uncertainty_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS,
     tests = []
     for dataset in datasets:
         for sets, metric in metrics:
-            rows = _of_sets(table[table["dataset"] == dataset], sets)
+            rows = of_sets(table[table["dataset"] == dataset], sets)
             for reference in references:
                 base = _values(rows, metric, variant="none", method=reference)
                 for kind in kinds:
@@ -186,7 +186,7 @@ def mask_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS, rates:
     tests = []
     for dataset in datasets:
         for sets, metric in metrics:
-            rows = _of_sets(table[table["dataset"] == dataset], sets)
+            rows = of_sets(table[table["dataset"] == dataset], sets)
             for p in (*rates, 0.5):
                 step = _values(rows, metric, variant="dropout", p=p, mask="step", method="mc_dropout")
                 sample = (_values(rows, metric, variant="dropout2d", p=p, mask="step", method="mc_dropout") if p == 0.5
