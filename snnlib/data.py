@@ -1,6 +1,6 @@
 """Real MNIST and CIFAR-10 on offline machines, verified, cached, and encoded once.
 
-Sources (DESIGN.md section 4), tried in this order:
+Sources, tried in this order:
 
 1. the cache: ``<data dir>/<name>_<split>_{images,labels}.npy`` (uint8);
 2. upstream files a user placed in the data dir: MNIST's four IDX files (raw or

@@ -1,6 +1,7 @@
 """Pure functions of the SRM network: equations 1 and 3, and the threshold.
 
-The first layer's work is event-driven (DESIGN.md section 2): an input spike of neuron
+The first layer's work is event-driven (each input fires at most once, so its work grows with the
+input spikes, not with T x inputs): an input spike of neuron
 ``i`` at step ``t`` of sample ``n`` adds, for each delay ``k``, the row ``W[k, i]`` (all
 ``C`` targets) to the bag ``(n, t)``, which reaches the current at step ``t + d_k``. A bag
 sum is ``torch.nn.functional.embedding_bag``; its gradient with respect to the weights
