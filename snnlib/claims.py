@@ -336,6 +336,20 @@ def verdict_table(claims: Claims) -> str:
                             rows)
 
 
+def tests_markdown(tests: Sequence[Test], extra: dict[str, Sequence[object]] | None = None,
+                   drop: Sequence[str] = ("claim", "site")) -> str:
+    """A Markdown table of tests for the book: datasets and metrics by name, accuracy differences in
+    percentage points, ``extra`` columns (name -> one value per test) after the kind, and without the
+    columns ``drop``."""
+    frame = tests_table(tests)
+    frame["metric"] = frame["metric"].map(lambda m: R.METRIC_NAMES.get(m, m))
+    frame["dataset"] = frame["dataset"].map(lambda d: R.DATASET_NAMES.get(d, d))
+    for position, (name, values) in enumerate((extra or {}).items()):
+        frame.insert(3 + position, name, list(values))
+    columns = [c for c in frame.columns if c not in drop]
+    return R.markdown_table(columns, frame[columns].values.tolist())
+
+
 def tests_table(tests: Iterable[Test], scale_accuracy: bool = True) -> pd.DataFrame:
     """The tests as a table (accuracy differences in percentage points when ``scale_accuracy``)."""
     rows = []

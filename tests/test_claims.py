@@ -41,6 +41,21 @@ def test_permutation_p_is_scipys_exact_test_and_the_first_editions_enumeration(n
     assert A.permutation_p(a, b) == pytest.approx(brute_force_permutation_p(a, b), abs=1e-12)
 
 
+def test_permutation_p_of_separated_accuracies_near_one():
+    """Values near 0.97 lose digits to cancellation: the split and its complement must both count."""
+    base = [0.9716, 0.9718, 0.9752, 0.9753, 0.9715]
+    dropout = [0.9776, 0.9768, 0.9773, 0.9764, 0.9768]
+    scipy_p = stats.permutation_test((base, dropout), A._abs_mean_difference, permutation_type="independent",
+                                     n_resamples=np.inf, alternative="greater", vectorized=True).pvalue
+    assert A.permutation_p(base, dropout) == pytest.approx(scipy_p) == pytest.approx(2 / 252)
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        a, b = 0.97 + rng.normal(0, 0.002, 5), 0.975 + rng.normal(0, 0.002, 5)
+        expected = stats.permutation_test((a, b), A._abs_mean_difference, permutation_type="independent",
+                                          n_resamples=np.inf, alternative="greater", vectorized=True).pvalue
+        assert A.permutation_p(a, b) == pytest.approx(expected)
+
+
 def test_permutation_p_counts_ties_as_extreme_like_scipy():
     a, b = [0.1, 0.2, 0.3], [0.1, 0.2, 0.3]  # every split as extreme as the observed 0
     assert A.permutation_p(a, b) == 1.0
