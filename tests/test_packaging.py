@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ast
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = {"PIL": "pillow"}  # import name -> distribution name, where they differ
