@@ -295,6 +295,27 @@ def format_summary(rows: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "tr
     return markdown_table(head, body)
 
 
+def compute_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """What the runs cost, per grid (the first folder of a record's path) and dataset: finished and
+    unfinished runs, hours of single-run wall time (a run's own clock; runs ran side by side), the
+    mean seconds per epoch, the devices and the commits that made them."""
+    if table.empty:
+        return pd.DataFrame(columns=["grid", "dataset", "finished", "unfinished", "hours", "epoch_s", "devices",
+                                     "commits"])
+    rows = []
+    grids = table["path"].map(lambda p: str(p).split("/")[0])
+    for (grid, dataset), group in table.groupby([grids, "dataset"], sort=True):
+        records = list(group["record"])
+        epochs = [e["wall_time_s"] for r in records if is_finished(r) for e in r["epochs"]]
+        rows.append({"grid": grid, "dataset": dataset, "finished": int(group["finished"].sum()),
+                     "unfinished": int((~group["finished"]).sum()),
+                     "hours": float(sum(r.get("wall_time_s") or 0.0 for r in records)) / 3600,
+                     "epoch_s": float(np.mean(epochs)) if epochs else math.nan,
+                     "devices": sorted({str(r.get("device_name")) for r in records}),
+                     "commits": sorted({str(r.get("git_commit"))[:10] for r in records})})
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------- completeness and reruns
 
 def expected_runs(grid_files: Iterable[str | Path]) -> list[str]:

@@ -115,3 +115,21 @@ def test_same_numbers_across_configurations():
     c["hidden_silencing_drop"] = [0.1] * 8
     assert not R.same_numbers(a, c)
     assert not R.same_numbers(a, make_record("mnist", "feature", 0, test_acc=0.96, status="running"))
+
+
+def test_compute_summary_per_grid_and_dataset():
+    records = [make_record("mnist", "none", s, path=f"paper/mnist/none/seed{s}") for s in range(3)]
+    records.append(make_record("mnist", "none", 3, status="running", path="paper/mnist/none/seed3"))
+    records.append(make_record("cifar10", "none", 0, path="control/cifar10/none/seed100"))
+    for r in records:
+        r["git_commit"], r["device_name"] = "abcdef1234567", "x86_64, 1 threads"
+        r["wall_time_s"] = 3600.0
+        for e in r["epochs"]:
+            e["wall_time_s"] = 10.0
+    rows = R.compute_summary(R.runs_table(records))
+    assert [(r.grid, r.dataset, r.finished, r.unfinished) for r in rows.itertuples()] == [
+        ("control", "cifar10", 1, 0), ("paper", "mnist", 3, 1)]
+    paper = rows.iloc[1]
+    assert paper["hours"] == pytest.approx(4.0) and paper["epoch_s"] == pytest.approx(10.0)
+    assert paper["commits"] == ["abcdef1234"] and paper["devices"] == ["x86_64, 1 threads"]
+    assert R.compute_summary(R.runs_table([])).empty
