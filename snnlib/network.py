@@ -160,7 +160,7 @@ class SRMNetwork(nn.Module):
     def _dropping(self, site: str) -> bool:
         return self.training and self.config.site == site and self.dropout.kind != "none" and self.dropout.p > 0
 
-    def _hidden_current(self, x: torch.Tensor, order: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+    def hidden_current(self, x: torch.Tensor, order: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         """Eq 3 for the input layer (with input-site dropout in training) and the input spike count."""
         T = self.config.T
         if x.dtype == torch.uint8:
@@ -177,7 +177,7 @@ class SRMNetwork(nn.Module):
 
     def hidden_spikes(self, x: torch.Tensor, order: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
         """The hidden layer's first-spike raster ``(T, N, hidden)`` and the input spike count."""
-        current, spikes = self._hidden_current(x, order)
+        current, spikes = self.hidden_current(x, order)
         if self._dropping("current"):
             current = self.dropout(current)
         potential = SF.psp(current, self.hidden.kernel(current.shape[0]))

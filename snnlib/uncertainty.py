@@ -381,7 +381,7 @@ def _stochastic_potentials(model: SRMNetwork, times: torch.Tensor, order: torch.
                 spikes, _ = model.hidden_spikes(times, order)
                 yield output_potential_dense(model, spikes), spikes
             return
-        current, _ = model._hidden_current(times, order)  # no dropout at these sites, no random draw
+        current, _ = model.hidden_current(times, order)  # no dropout at these sites, no random draw
         kernel = model.hidden.kernel(current.shape[0])
         fixed = model.hidden.fire(SF.psp(current, kernel)) if c.site == "hidden" else None
         for seed in seeds:
