@@ -316,6 +316,18 @@ def compute_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SITE_TABLE_METRICS = ("test_acc", "train_eval_acc", "test_loss", "train_loss")
+
+
+def site_table(table: pd.DataFrame, metrics: Sequence[str] = SITE_TABLE_METRICS) -> str:
+    """The study's final numbers of every dropout kind at every site (p = 0.5, a new mask every step,
+    20 epochs) and of the base network, both datasets, as a Markdown table: the results chapter's
+    and the README's table."""
+    study = study_runs(table)
+    chosen = study[(study["mask"] == "step") & ((study["p"] == 0.5) | (study["variant"] == "none"))]
+    return format_summary(summary(chosen, metrics), metrics)
+
+
 # ---------------------------------------------------------------- completeness and reruns
 
 def expected_runs(grid_files: Iterable[str | Path]) -> list[str]:

@@ -133,3 +133,14 @@ def test_compute_summary_per_grid_and_dataset():
     assert paper["hours"] == pytest.approx(4.0) and paper["epoch_s"] == pytest.approx(10.0)
     assert paper["commits"] == ["abcdef1234"] and paper["devices"] == ["x86_64, 1 threads"]
     assert R.compute_summary(R.runs_table([])).empty
+
+
+def test_site_table_keeps_the_studys_cells_at_the_papers_rate():
+    records = [make_record("mnist", "none", s, test_acc=0.97) for s in range(2)]
+    records += [make_record("mnist", "dropout", s, site="hidden", test_acc=0.96) for s in range(2)]
+    records += [make_record("mnist", "dropout", s, p=0.1, test_acc=0.98) for s in range(2)]  # a rate: not here
+    records += [make_record("mnist", "dropout", s, time_consistent=True, test_acc=0.95) for s in range(2)]
+    text = R.site_table(R.runs_table(records))
+    assert "| MNIST | none | - | - | - | 20 | 2 | 97.00 ± 0.00 |" in text
+    assert "| MNIST | dropout | 0.5 | per step | hidden | 20 | 2 | 96.00 ± 0.00 |" in text
+    assert text.count("\n") == 3  # head, rule and two rows
