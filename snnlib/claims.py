@@ -336,6 +336,20 @@ def verdict_table(claims: Claims) -> str:
                             rows)
 
 
+def describe_test(test: Test) -> str:
+    """One test in a sentence: ``MNIST, dropout on the current, test accuracy: +0.39 points [+0.15, +0.63]
+    (10 vs 10 seeds, p = 1.1e-05, Holm 2.2e-04): contrary``."""
+    points = test.metric in R.ACCURACY_METRICS
+    scale, digits, unit = (100.0, 2, " points") if points else (1.0, 4, "")
+    interval = R.signed_interval(test.difference, test.ci_low, test.ci_high, scale, digits)
+    if not math.isnan(test.difference):
+        head, _, rest = interval.partition(" ")
+        interval = f"{head}{unit} {rest}".rstrip()
+    return (f"{R.DATASET_NAMES.get(test.dataset, test.dataset)}, {R.KIND_NAMES.get(test.kind, test.kind)} on the "
+            f"{test.site}, {R.METRIC_NAMES.get(test.metric, test.metric)}: {interval} ({test.n_variant} vs "
+            f"{test.n_base} seeds, p = {R.p_text(test.p)}, Holm {R.p_text(test.p_holm)}): {test.verdict}")
+
+
 def tests_markdown(tests: Sequence[Test], extra: dict[str, Sequence[object]] | None = None,
                    drop: Sequence[str] = ("claim", "site")) -> str:
     """A Markdown table of tests for the book: datasets and metrics by name, accuracy differences in

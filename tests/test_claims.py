@@ -266,3 +266,14 @@ def test_runs_outside_the_study_settings_are_left_out():
     test = next(t for t in C.c1_tests(R.runs_table(records), ["mnist"], ["current"])
                 if t.kind == "dropout" and t.metric == "test_acc")
     assert test.n_variant == 10 and test.verdict == "yes"
+
+
+def test_describe_test_in_one_sentence():
+    worse = {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02, "test_loss": 0.2}
+    tests = C.c1_tests(R.runs_table(base_and({"dropout": worse, "dropout2d": worse})), ["mnist"], ["current"])
+    acc = next(t for t in tests if t.kind == "dropout" and t.metric == "test_acc")
+    text = C.describe_test(acc)
+    assert text.startswith("MNIST, dropout on the current, test accuracy: -2.00 points [")
+    assert text.endswith("(10 vs 10 seeds, p = 1.1e-05, Holm 8.7e-05): yes")  # 8 tests with the floor p
+    loss = next(t for t in tests if t.kind == "dropout" and t.metric == "train_loss")
+    assert "training loss (dropout on): +0.0400 [" in C.describe_test(loss)
