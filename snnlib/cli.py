@@ -1,4 +1,4 @@
-"""Command line: ``python -m snnlib {train,fetch,summary,compare,claims,uncertainty,bench} ...``.
+"""Command line: ``python -m snnlib {train,fetch,summary,compare,claims,report,uncertainty,bench} ...``.
 
 Bad input exits with status 2 and one line naming the problem; nothing saved is touched.
 """
@@ -117,6 +117,26 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import study_report
+
+    grids = Path(args.grids)
+    if not grids.is_dir():
+        raise ValueError(f"no grids folder {grids}; pass --grids DIR (the folder of the study's grid files)")
+    report = study_report(_results_folder(args.results), grids)
+    if args.readme:
+        from .report import with_report
+        from .system import write_atomic
+
+        readme = Path(args.readme)
+        text = with_report(readme.read_text(encoding="utf-8"), report)
+        write_atomic(readme, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        print(f"wrote the report into {readme}")
+    else:
+        print(report, end="")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .records import compare_records, load_records
     from .system import git_commit, write_json_atomic
@@ -212,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
                                         "and print the verdict table; the rules are in snnlib.claims.")
     claims.add_argument("results", help="a results folder, e.g. results")
     claims.add_argument("--json", help="also write every test, cell and verdict to this JSON file (must not exist)")
+    report = sub.add_parser("report", help="the study's results as Markdown (the README's Results section)",
+                            description="Print progress per grid, the final numbers of every kind at every site, the "
+                                        "verdict table, the key tests, the uncertainty tables and the compute, from "
+                                        "the records under RESULTS.")
+    report.add_argument("results", help="a results folder, e.g. results")
+    report.add_argument("--grids", default="grids", help="the folder of the grid files (default: grids)")
+    report.add_argument("--readme", help="replace the report block of this README (between its report markers) "
+                                         "instead of printing")
     from .bench import add_arguments as add_bench_arguments
     from .uncertainty import add_arguments as add_uncertainty_arguments
 
@@ -234,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary, "compare": _compare,
-                    "claims": _claims, "uncertainty": _uncertainty}
+                    "claims": _claims, "report": _report, "uncertainty": _uncertainty}
         return commands[args.command](args)
     except (ValueError, RunError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

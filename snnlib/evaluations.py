@@ -128,6 +128,34 @@ def method_summary(table: pd.DataFrame, sets: str | Sequence[str] = "test",
     return pd.DataFrame(rows)
 
 
+# (network, method) rows of the uncertainty chapter's and the README's tables
+METHOD_CELLS = [("none", "deterministic"), ("none", "temperature"), ("none", "ensemble")] + [
+    (kind, method) for kind in ("dropout", "dropout2d", "feature_alpha", "alpha")
+    for method in ("deterministic", "mc_dropout", "single_pass_running_max")]
+
+
+def method_table(table: pd.DataFrame, dataset: str, cells: Sequence[tuple[str, str]] = METHOD_CELLS) -> str:
+    """A Markdown table of each (network, method) of ``cells`` on ``dataset`` (dropout kinds at p = 0.5,
+    a new mask every step, on the current): runs, test accuracy (%), NLL, Brier score and ECE (mean ±
+    std over seeds), the out-of-distribution AUROC by the maximum probability, forward passes and
+    synaptic events per prediction. Rows without an evaluation are left out."""
+    test, ood = of_sets(table, "test"), of_sets(table, "ood")
+    rows = []
+    for kind, method in cells:
+        wanted: dict[str, object] = dict(dataset=dataset, variant=kind, method=method)
+        if kind != "none":
+            wanted.update(p=0.5, mask="step", site="current")
+        t, o = R.select(test, **wanted), R.select(ood, **wanted)
+        if not len(t):
+            continue
+        rows.append([R.KIND_NAMES[kind], METHOD_NAMES[method], len(t), R.mean_std(t["accuracy"], 100, 2),
+                     *[R.mean_std(t[m], 1, 4) for m in ("nll", "brier", "ece")],
+                     R.mean_std(o["auroc_max_prob"], 1, 3), int(t["forward_passes"].iloc[0]),
+                     f"{t['events'].mean() / 1e3:,.0f}"])
+    return R.markdown_table(["network", "method", "n", "accuracy (%)", "NLL", "Brier", "ECE", "OOD AUROC", "passes",
+                             "synaptic events per prediction (thousands)"], rows)
+
+
 def _values(table: pd.DataFrame, metric: str, **wanted: object) -> dict[int, float]:
     rows = R.select(table, **wanted)
     rows = rows[rows["seed"].notna()]

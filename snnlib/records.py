@@ -298,19 +298,22 @@ def format_summary(rows: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "tr
 def compute_summary(table: pd.DataFrame) -> pd.DataFrame:
     """What the runs cost, per grid (the first folder of a record's path) and dataset: finished and
     unfinished runs, hours of single-run wall time (a run's own clock; runs ran side by side), the
-    mean seconds per epoch, the devices and the commits that made them."""
+    mean seconds per epoch, the largest peak resident memory of a run's process, the devices and the
+    commits that made them."""
     if table.empty:
-        return pd.DataFrame(columns=["grid", "dataset", "finished", "unfinished", "hours", "epoch_s", "devices",
-                                     "commits"])
+        return pd.DataFrame(columns=["grid", "dataset", "finished", "unfinished", "hours", "epoch_s", "peak_rss_mb",
+                                     "devices", "commits"])
     rows = []
     grids = table["path"].map(lambda p: str(p).split("/")[0])
     for (grid, dataset), group in table.groupby([grids, "dataset"], sort=True):
         records = list(group["record"])
-        epochs = [e["wall_time_s"] for r in records if is_finished(r) for e in r["epochs"]]
+        epochs = [e["wall_time_s"] for r in records if is_finished(r) for e in r["epochs"] if e.get("wall_time_s")]
         rows.append({"grid": grid, "dataset": dataset, "finished": int(group["finished"].sum()),
                      "unfinished": int((~group["finished"]).sum()),
                      "hours": float(sum(r.get("wall_time_s") or 0.0 for r in records)) / 3600,
                      "epoch_s": float(np.mean(epochs)) if epochs else math.nan,
+                     "peak_rss_mb": max((float(r["peak_rss_mb"]) for r in records if r.get("peak_rss_mb")),
+                                        default=math.nan),
                      "devices": sorted({str(r.get("device_name")) for r in records}),
                      "commits": sorted({str(r.get("git_commit"))[:10] for r in records})})
     return pd.DataFrame(rows)
@@ -361,6 +364,18 @@ def missing_runs(expected: Iterable[str], records: Iterable[dict]) -> list[str]:
                 parts.append(f"seed{'s' if len(s) > 1 else ''} {', '.join(s)} {label}")
         lines.append(f"{folder}: {'; '.join(parts)}")
     return lines
+
+
+def grid_progress(expected: Iterable[str], records: Iterable[dict]) -> pd.DataFrame:
+    """Per grid (the first folder of an ``expected`` run): how many runs the grid files ask for and
+    how many of them have a finished record, in the order the grids first appear."""
+    done = {r.get("path") for r in records if is_finished(r)}
+    rows: dict[str, dict] = {}
+    for rel in expected:
+        row = rows.setdefault(rel.split("/")[0], {"grid": rel.split("/")[0], "runs": 0, "finished": 0})
+        row["runs"] += 1
+        row["finished"] += rel in done
+    return pd.DataFrame(list(rows.values()), columns=["grid", "runs", "finished"])
 
 
 # A hidden importance sums 40 float32 weights; library versions that add them in another order
