@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import analysis
 from . import records as R
-from .claims import Test, apply_holm, make_test
+from .claims import ALPHA, Test, apply_holm, make_test
 from .findings import two_sided_label
 from .training import RunConfig
 
@@ -284,3 +285,106 @@ def shift_curve(table: pd.DataFrame, dataset: str, family: str, metric: str, met
     rows["level"] = rows["level"].fillna(0)
     out = rows.groupby("level")[metric].agg(["mean", "std", "count"]).reset_index()
     return out.rename(columns={"count": "runs"})
+
+
+def coverage_curve(evaluations: Iterable[dict], method: str, set_name: str = "test",
+                   **wanted: object) -> pd.DataFrame:
+    """Accuracy against coverage (the share of predictions kept when the least confident are rejected)
+    of ``method`` on ``set_name``: mean and standard deviation over the evaluations of one cell."""
+    per_coverage: dict[float, list[float]] = {}
+    for ev in evaluations:
+        entry = ev["methods"].get(method)
+        if entry is None or not _matches(ev, wanted) or set_name not in entry["results"]:
+            continue
+        c = entry["results"][set_name].get("coverage")
+        if not c:
+            continue
+        for cov, acc in zip(c["coverage"], c["accuracy"], strict=True):
+            per_coverage.setdefault(round(float(cov), 6), []).append(_none(acc))
+    rows = [{"coverage": c, "mean": float(np.nanmean(v)),
+             "std": float(np.nanstd(v, ddof=1)) if len(v) > 1 else math.nan, "runs": len(v)}
+            for c, v in sorted(per_coverage.items())]
+    return pd.DataFrame(rows, columns=["coverage", "mean", "std", "runs"])
+
+
+VERDICT_METRICS = (("test", "nll"), ("test", "ece"), ("shift", "nll"), ("shift", "ece"), ("ood", "auroc_max_prob"))
+
+
+def _test_name(t: Test) -> str:
+    return (f"{R.KIND_NAMES.get(t.kind, t.kind)}, {METHOD_NAMES[t.detail['method']]}: "
+            f"{t.detail['sets']} {METRIC_NAMES[t.metric]}")
+
+
+def verdicts(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -> pd.DataFrame:
+    """The chapter's verdict, one row per dataset and baseline: does any dropout kind's MC dropout or
+    single pass give better-calibrated or more useful uncertainty than the base network's
+    deterministic prediction, its temperature-scaled prediction, and the ensemble of base runs?
+
+    Rule, for the deterministic and the temperature-scaled baselines (:func:`uncertainty_tests`, Holm
+    within the dataset and metric): *yes* when at least one (kind, method, metric) is *better*, with the
+    list of them and of the ones that are *worse*; *not enough data* when none is better and some test
+    lacks two runs on a side; *not enough seeds* when no test could have been significant (the smallest
+    permutation p of its group sizes times its family's size, Holm's first step, is not below
+    :data:`~snnlib.claims.ALPHA`); *no* otherwise. The ensemble has one value per five base runs, so it is
+    not tested: the row lists the (kind, method, metric) whose mean over seeds beats the ensembles'
+    mean (*better in the mean, untested*), or says that none does. ``interval_better`` and
+    ``interval_worse`` count the tests whose 95% Welch interval alone (uncorrected) lies on the better
+    or the worse side: where the seeds are too few for Holm, they show which way the evidence leans."""
+    tests = uncertainty_tests(table, datasets, metrics=VERDICT_METRICS)
+    rows = []
+    for dataset in datasets:
+        for baseline in ("deterministic", "temperature"):
+            chosen = [t for t in tests if t.dataset == dataset and t.detail["baseline"] == baseline]
+            better = [_test_name(t) for t in chosen if t.verdict == "better"]
+            worse = [_test_name(t) for t in chosen if t.verdict == "worse"]
+            missing = any(t.verdict == "n/a" for t in chosen)
+            family = {f: sum(1 for t in tests if t.family == f) for f in {t.family for t in chosen}}
+            reachable = any(analysis.permutation_floor(t.n_base, t.n_variant) * family[t.family] < ALPHA
+                            for t in chosen if t.verdict != "n/a")
+            answer = ("yes" if better else "not enough data" if missing else
+                      "no" if reachable else "not enough seeds")
+            side = [(t.ci_low * BETTER[t.metric] > 0 and t.ci_high * BETTER[t.metric] > 0,
+                     t.ci_low * BETTER[t.metric] < 0 and t.ci_high * BETTER[t.metric] < 0) for t in chosen]
+            rows.append({"dataset": dataset, "baseline": baseline, "answer": answer, "better": better,
+                         "worse": worse, "tests": len(chosen), "interval_better": sum(b for b, _ in side),
+                         "interval_worse": sum(w for _, w in side)})
+        ensemble_better, n_ensembles = [], 0
+        for sets, metric in VERDICT_METRICS:
+            part = of_sets(table[table["dataset"] == dataset], sets)
+            ens = R.select(part, variant="none", method="ensemble")[metric].astype(float).dropna()
+            n_ensembles = max(n_ensembles, len(ens))
+            if not len(ens):
+                continue
+            for kind in ("dropout", "dropout2d", "feature_alpha", "alpha"):
+                for method in ("mc_dropout", "single_pass_running_max"):
+                    x = R.select(part, variant=kind, p=0.5, mask="step", site="current", method=method)[metric]
+                    x = x.astype(float).dropna()
+                    if len(x) and (x.mean() - ens.mean()) * BETTER[metric] > 0:
+                        ensemble_better.append(f"{R.KIND_NAMES[kind]}, {METHOD_NAMES[method]}: {sets} "
+                                               f"{METRIC_NAMES[metric]}")
+        answer = ("not enough data" if n_ensembles == 0 else
+                  "better in the mean, untested" if ensemble_better else "no")
+        rows.append({"dataset": dataset, "baseline": "ensemble", "answer": answer, "better": ensemble_better,
+                     "worse": [], "tests": 0, "interval_better": 0, "interval_worse": 0, "ensembles": n_ensembles})
+    return pd.DataFrame(rows)
+
+
+def _grouped(names: Sequence[str]) -> str:
+    """``kind, method: metric`` names grouped by kind and method: ``dropout, MC dropout: test NLL, ood AUROC``."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        head, _, metric = name.partition(": ")
+        groups.setdefault(head, []).append(metric)
+    return "; ".join(f"{head}: {', '.join(metrics)}" for head, metrics in groups.items()) or "-"
+
+
+def verdicts_markdown(frame: pd.DataFrame) -> str:
+    """:func:`verdicts` as a Markdown table (the places grouped by kind and method)."""
+    names = {"deterministic": "the deterministic base network", "temperature": "temperature scaling",
+             "ensemble": "the ensemble of base runs"}
+    rows = [[R.DATASET_NAMES.get(r.dataset, r.dataset), names[r.baseline], r.answer,
+             _grouped(r.better), _grouped(r.worse),
+             f"{r.interval_better} / {r.interval_worse} of {r.tests}" if r.tests else "-"]
+            for r in frame.itertuples()]
+    return R.markdown_table(["dataset", "better than", "answer", "where (after Holm; ensemble: in the mean)",
+                             "significantly worse", "95% interval alone: better / worse"], rows)

@@ -59,6 +59,8 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids") -> str:
             if (uncertainty["dataset"] == dataset).any():
                 parts += [f"Uncertainty, {R.DATASET_NAMES[dataset]} (`python -m snnlib uncertainty`; test set, "
                           "OOD AUROC against the other dataset):", E.method_table(uncertainty, dataset)]
+        parts += ["The uncertainty chapter's verdict (rule: `snnlib.evaluations.verdicts`):",
+                  E.verdicts_markdown(E.verdicts(uncertainty))]
     parts += ["What the finished runs cost:", compute_table(table)]
     return "\n\n".join(parts) + "\n"
 

@@ -23,7 +23,9 @@ def evaluation(variant="none", seed=0, p=None, time_consistent=False, nll=0.1, e
         out = {"test": {"accuracy": 0.97, "nll": nll, "brier": 0.05, "ece": ece, "mean_confidence": 0.9,
                         "mean_entropy": 0.1,
                         "reliability": {"confidence": [None, 0.7, 0.95], "accuracy": [None, 0.6, 0.99],
-                                        "count": [0, 10 + seed, 90]}}}
+                                        "count": [0, 10 + seed, 90]},
+                        "coverage": {"coverage": [0.5, 1.0], "accuracy": [1.0, 0.97 - 0.001 * seed],
+                                     "mean_accuracy": 0.985}}}
         for name, level in (("rotate30", 1), ("rotate60", 2)):
             out[name] = {"accuracy": 0.9 - 0.2 * level, "nll": nll * (1 + shift * level), "brier": 0.1,
                          "ece": ece * (1 + level), "mean_confidence": 0.8, "mean_entropy": 0.3,
@@ -122,3 +124,47 @@ def test_reliability_pools_the_bins_by_count():
     assert math.isnan(diagram["confidence"].iloc[0])
     assert diagram["confidence"].iloc[1] == pytest.approx(0.7) and diagram["accuracy"].iloc[2] == pytest.approx(0.99)
     assert E.reliability(study(), "mc_dropout", variant="alpha").empty
+
+
+def test_coverage_curve_averages_accuracy_at_each_coverage():
+    curve = E.coverage_curve(study(), "mc_dropout", variant="dropout")
+    assert list(curve["coverage"]) == [0.5, 1.0] and set(curve["runs"]) == {10}
+    assert curve["mean"].tolist() == pytest.approx([1.0, 0.97 - 0.001 * 4.5])
+    assert E.coverage_curve(study(), "mc_dropout", variant="alpha").empty
+
+
+def test_verdicts_follow_the_stated_rule():
+    table = E.evaluations_table(study())
+    frame = E.verdicts(table, datasets=("mnist",)).set_index("baseline")
+    det = frame.loc["deterministic"]
+    # ten seeds: MC dropout's lower test NLL survives Holm, its higher ECE is significantly worse
+    assert det["answer"] == "yes"
+    assert "dropout, MC dropout: test NLL" in det["better"]
+    assert "dropout, MC dropout: test ECE (15 bins)" in det["worse"]
+    assert det["tests"] == 40 and det["interval_better"] >= 1 and det["interval_worse"] >= 1
+    ensemble = frame.loc["ensemble"]
+    assert ensemble["answer"] == "better in the mean, untested" and ensemble["ensembles"] == 1
+    assert ensemble["better"] == ["dropout, MC dropout: ood AUROC by max. probability"]
+    markdown = E.verdicts_markdown(frame.reset_index())
+    assert "| MNIST | the deterministic base network | yes |" in markdown
+
+
+def test_verdicts_say_when_the_seeds_cannot_reach_significance_or_data_are_missing():
+    evals = [evaluation("none", s, nll=0.10 + 0.001 * s) for s in range(3)]
+    for kind in ("dropout", "dropout2d", "feature_alpha", "alpha"):
+        for s in range(3):
+            ev = evaluation(kind, s, nll=0.05 + 0.001 * s)
+            ev["methods"]["single_pass_running_max"] = ev["methods"]["mc_dropout"]
+            evals.append(ev)
+    for i, ev in enumerate(evals):
+        ev["path"] = f"y/{i}/uncertainty.json"
+    frame = E.verdicts(E.evaluations_table(evals), datasets=("mnist",)).set_index("baseline")
+    # three seeds against three: the smallest p is 0.1, so no test of a family of 16 can pass
+    assert frame.loc["deterministic", "answer"] == "not enough seeds"
+    assert frame.loc["ensemble", "answer"] == "not enough data"
+    same = study()[:10] + [evaluation("dropout", s, nll=0.20 + 0.001 * s, ece=0.010 + 0.0001 * s,
+                                      auroc=0.9 + 0.001 * s) for s in range(10)]
+    for i, ev in enumerate(same):
+        ev["path"] = f"z/{i}/uncertainty.json"
+    few = E.verdicts(E.evaluations_table(same), datasets=("mnist",)).set_index("baseline")
+    assert few.loc["temperature", "answer"] == "not enough data"  # nothing better; other kinds missing
