@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import claims as C
 from . import evaluations as E
+from . import findings as F
 from . import records as R
 
 
@@ -33,6 +34,22 @@ def compute_table(table) -> str:
                      "; ".join(r.devices)])
     return R.markdown_table(["grid", "dataset", "finished runs", "hours (one run's clock, summed)",
                              "seconds per epoch", "largest peak memory of a run (GB)", "devices"], rows)
+
+
+def tuning_table(table) -> str:
+    """Per dataset and budget of the tuning runs, the setting the validation accuracy picks and the one
+    the test accuracy picks (:func:`findings.tuning_check`)."""
+    check = F.tuning_check(table)
+    rows = []
+    for (dataset, epochs), group in check.groupby(["dataset", "epochs"], sort=False):
+        by_val = group[group["best_by_val"]].iloc[0]
+        by_test = group[group["best_by_test"]].iloc[0]
+        rows.append([R.DATASET_NAMES.get(dataset, dataset), epochs, len(group),
+                     f"{by_val['setting']} ({100 * by_val['val_acc']:.2f}%)",
+                     f"{by_test['setting']} ({100 * by_test['test_acc']:.2f}%)",
+                     "yes" if by_val["setting"] == by_test["setting"] else "no"])
+    return R.markdown_table(["dataset", "epochs", "settings", "picked by validation accuracy",
+                             "picked by test accuracy", "same"], rows)
 
 
 def study_report(results: str | Path, grids_dir: str | Path = "grids") -> str:
@@ -61,6 +78,9 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids") -> str:
                           "OOD AUROC against the other dataset):", E.method_table(uncertainty, dataset)]
         parts += ["The uncertainty chapter's verdict (rule: `snnlib.evaluations.verdicts`):",
                   E.verdicts_markdown(E.verdicts(uncertainty))]
+    if len(F.tuning_check(table)):
+        parts += ["Tuning, checked on the validation split (`grids/tuning.json`, base network, seed 0; "
+                  "settings as changes from the study's defaults):", tuning_table(table)]
     parts += ["What the finished runs cost:", compute_table(table)]
     return "\n\n".join(parts) + "\n"
 

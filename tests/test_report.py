@@ -87,3 +87,12 @@ def test_the_committed_readme_matches_the_committed_records():
     ``python -m snnlib report results --readme README.md`` after adding records)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert report.report_block(readme) == report.study_report(ROOT / "results", ROOT / "grids")
+
+
+def test_tuning_table_names_what_each_criterion_picks():
+    default = make_record(epochs=3, val_acc=0.97, test_acc=0.96, path="tuning/mnist/a/seed0")
+    slower = make_record(epochs=3, val_acc=0.96, test_acc=0.965, path="tuning/mnist/b/seed0")
+    slower["config"]["network"]["tau"] = 3.0
+    table = R.runs_table([default, slower])
+    text = report.tuning_table(table)
+    assert ("| MNIST | 3 | 2 | the study's defaults (97.00%) | tau 3 (96.50%) | no |") in text
