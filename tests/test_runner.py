@@ -481,7 +481,8 @@ def test_killed_grid_resumes_without_repeating_or_losing_runs(tmp_path, real_dat
 def test_a_stopped_runner_leaves_no_kernel_behind(tmp_path, real_data_dir, signum):
     """SIGTERM (like Ctrl-C): exit status 130, the kernel shut down. SIGKILL of the runner alone: its child
     notices and shuts its kernel down. Either way no process of the run survives, and the record stays."""
-    grid = {"name": "stop", "base": {"dataset": "mnist", "epochs": 20, "train_subset": 600, "test_subset": 200}}
+    # far more epochs than the test waits for: on a fast machine a short run could finish before the signal
+    grid = {"name": "stop", "base": {"dataset": "mnist", "epochs": 1000, "train_subset": 600, "test_subset": 200}}
     path = write_grid(tmp_path, grid)
     (rel,) = rels(grid)
     record_path = tmp_path / "results" / "stop" / rel / "metrics.json"
