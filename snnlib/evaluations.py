@@ -129,10 +129,18 @@ def method_summary(table: pd.DataFrame, sets: str | Sequence[str] = "test",
     return pd.DataFrame(rows)
 
 
+# the dropout kinds evaluated (feature dropout is dropout2d on this layer) and the methods that sample
+DROPOUT_KINDS = ("dropout", "dropout2d", "feature_alpha", "alpha")
+SAMPLING_METHODS = ("mc_dropout", "single_pass_running_max")
 # (network, method) rows of the uncertainty chapter's and the README's tables
 METHOD_CELLS = [("none", "deterministic"), ("none", "temperature"), ("none", "ensemble")] + [
-    (kind, method) for kind in ("dropout", "dropout2d", "feature_alpha", "alpha")
-    for method in ("deterministic", "mc_dropout", "single_pass_running_max")]
+    (kind, method) for kind in DROPOUT_KINDS for method in ("deterministic", *SAMPLING_METHODS)]
+
+
+def paper_cell(kind: str) -> dict[str, object]:
+    """The selection of ``kind``'s runs at the paper's setting (p = 0.5, a new mask every step, on the
+    current); nothing more for the base network (``none``), whose rate, mask and site do not matter."""
+    return {} if kind == "none" else {"p": 0.5, "mask": "step", "site": "current"}
 
 
 def method_table(table: pd.DataFrame, dataset: str, cells: Sequence[tuple[str, str]] = METHOD_CELLS) -> str:
@@ -143,9 +151,7 @@ def method_table(table: pd.DataFrame, dataset: str, cells: Sequence[tuple[str, s
     test, ood = of_sets(table, "test"), of_sets(table, "ood")
     rows = []
     for kind, method in cells:
-        wanted: dict[str, object] = dict(dataset=dataset, variant=kind, method=method)
-        if kind != "none":
-            wanted.update(p=0.5, mask="step", site="current")
+        wanted = dict(dataset=dataset, variant=kind, method=method, **paper_cell(kind))
         t, o = R.select(test, **wanted), R.select(ood, **wanted)
         if not len(t):
             continue
@@ -177,8 +183,8 @@ def _label(tests: list[Test]) -> list[Test]:
 
 
 def uncertainty_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS,
-                      kinds: Sequence[str] = ("dropout", "dropout2d", "feature_alpha", "alpha"),
-                      methods: Sequence[str] = ("mc_dropout", "single_pass_running_max"),
+                      kinds: Sequence[str] = DROPOUT_KINDS,
+                      methods: Sequence[str] = SAMPLING_METHODS,
                       references: Sequence[str] = ("deterministic", "temperature"),
                       metrics: Sequence[tuple[str, str]] = (("test", "nll"), ("test", "ece"), ("shift", "nll"),
                                                             ("shift", "ece"), ("ood", "auroc_max_prob"))
@@ -198,8 +204,7 @@ def uncertainty_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS,
                 base = _values(rows, metric, variant="none", method=reference)
                 for kind in kinds:
                     for method in methods:
-                        variant = _values(rows, metric, variant=kind, p=0.5, mask="step", site="current",
-                                          method=method)
+                        variant = _values(rows, metric, variant=kind, method=method, **paper_cell(kind))
                         t = make_test("uncertainty", f"{dataset}, {sets}:{metric}", dataset, kind, "current",
                                       metric, base, variant, method=method, baseline=reference, sets=sets)
                         tests.append(t)
@@ -355,9 +360,9 @@ def verdicts(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -> pd.Da
             n_ensembles = max(n_ensembles, len(ens))
             if not len(ens):
                 continue
-            for kind in ("dropout", "dropout2d", "feature_alpha", "alpha"):
-                for method in ("mc_dropout", "single_pass_running_max"):
-                    x = R.select(part, variant=kind, p=0.5, mask="step", site="current", method=method)[metric]
+            for kind in DROPOUT_KINDS:
+                for method in SAMPLING_METHODS:
+                    x = R.select(part, variant=kind, method=method, **paper_cell(kind))[metric]
                     x = x.astype(float).dropna()
                     if len(x) and (x.mean() - ens.mean()) * BETTER[metric] > 0:
                         ensemble_better.append(f"{R.KIND_NAMES[kind]}, {METHOD_NAMES[method]}: {sets} "

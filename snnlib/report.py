@@ -38,8 +38,10 @@ def compute_table(table) -> str:
 
 def tuning_table(table) -> str:
     """Per dataset and budget of the tuning runs, the setting the validation accuracy picks and the one
-    the test accuracy picks (:func:`findings.tuning_check`)."""
+    the test accuracy picks (:func:`findings.tuning_check`); empty without tuning runs."""
     check = F.tuning_check(table)
+    if check.empty:
+        return ""
     rows = []
     for (dataset, epochs), group in check.groupby(["dataset", "epochs"], sort=False):
         by_val = group[group["best_by_val"]].iloc[0]
@@ -78,9 +80,9 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids") -> str:
                           "OOD AUROC against the other dataset):", E.method_table(uncertainty, dataset)]
         parts += ["The uncertainty chapter's verdict (rule: `snnlib.evaluations.verdicts`):",
                   E.verdicts_markdown(E.verdicts(uncertainty))]
-    if len(F.tuning_check(table)):
+    if tuning := tuning_table(table):
         parts += ["Tuning, checked on the validation split (`grids/tuning.json`, base network, seed 0; "
-                  "settings as changes from the study's defaults):", tuning_table(table)]
+                  "settings as changes from the study's defaults):", tuning]
     parts += ["What the finished runs cost:", compute_table(table)]
     return "\n\n".join(parts) + "\n"
 
@@ -89,16 +91,21 @@ BEGIN = "<!-- begin: python -m snnlib report results -->"
 END = "<!-- end: python -m snnlib report results -->"
 
 
-def report_block(text: str) -> str:
-    """The part of ``text`` (a README) between :data:`BEGIN` and :data:`END`, without the markers."""
+def _block_span(text: str) -> tuple[int, int]:
+    """Where the report block of ``text`` starts (after :data:`BEGIN`) and ends (at :data:`END`)."""
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
         raise ValueError(f"the README has no report block: add the lines {BEGIN!r} and {END!r}")
-    return text[start + len(BEGIN):end].strip("\n") + "\n"
+    return start + len(BEGIN), end
+
+
+def report_block(text: str) -> str:
+    """The part of ``text`` (a README) between :data:`BEGIN` and :data:`END`, without the markers."""
+    start, end = _block_span(text)
+    return text[start:end].strip("\n") + "\n"
 
 
 def with_report(text: str, report: str) -> str:
     """``text`` with its report block replaced by ``report``."""
-    report_block(text)  # checks the markers
-    start, end = text.find(BEGIN) + len(BEGIN), text.find(END)
+    start, end = _block_span(text)
     return text[:start] + "\n" + report.strip("\n") + "\n" + text[end:]
