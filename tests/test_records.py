@@ -126,12 +126,15 @@ def test_compute_summary_per_grid_and_dataset():
         r["wall_time_s"] = 3600.0
         for e in r["epochs"]:
             e["wall_time_s"] = 10.0
+    for s, r in enumerate(records[:3]):
+        r["peak_rss_mb"] = 700.0 + 100 * s
     rows = R.compute_summary(R.runs_table(records))
     assert [(r.grid, r.dataset, r.finished, r.unfinished) for r in rows.itertuples()] == [
         ("control", "cifar10", 1, 0), ("paper", "mnist", 3, 1)]
     paper = rows.iloc[1]
     assert paper["hours"] == pytest.approx(4.0) and paper["epoch_s"] == pytest.approx(10.0)
     assert paper["commits"] == ["abcdef1234"] and paper["devices"] == ["x86_64, 1 threads"]
+    assert paper["peak_rss_mb"] == 900.0 and math.isnan(rows.iloc[0]["peak_rss_mb"])  # the largest; none recorded
     assert R.compute_summary(R.runs_table([])).empty
 
 
