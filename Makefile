@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data vendor book test lint unit-tests bench bench-deps clean
+.PHONY: venv data vendor book lab test lint unit-tests bench bench-deps clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ vendor:
 
 book: venv data vendor
 	$(VENV)/bin/jupyter-book build book/ -W -n --keep-going
+
+# JupyterLab on the chapters with the project's kernel. jupyter-config/ keeps it offline: it
+# listens on localhost only, opens no browser, and fetches no news, updates or extensions.
+lab: venv data
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter-config $(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -227,17 +227,24 @@ fetch(img.src).then(r => r.arrayBuffer()).then(b => crypto.subtle.digest('SHA-25
 """
 
 
-@pytest.fixture(scope="module")
-def browser():
+def start_chromium(host_rules: str, window: str, script_timeout: float):
+    """Headless Chromium under Selenium with :data:`CHROMIUM_FLAGS` and ``host_rules``; skips the
+    test, saying why, when chromedriver cannot start it."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, NO_NETWORK, "--disable-dev-shm-usage", "--window-size=1280,1600"):
+    for flag in (*CHROMIUM_FLAGS, host_rules, "--disable-dev-shm-usage", f"--window-size={window}"):
         options.add_argument(flag)
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     except WebDriverException as err:  # e.g. chromedriver and chromium of different versions
         pytest.skip(f"chromedriver could not start chromium: {str(err).splitlines()[0]}")
-    driver.set_script_timeout(20)
+    driver.set_script_timeout(script_timeout)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = start_chromium(NO_NETWORK, "1280,1600", 20)
     yield driver
     driver.quit()
 
