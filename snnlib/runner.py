@@ -68,12 +68,14 @@ worker has it). ``--threads`` overrides both thread counts.
 Each configuration prints one line as it ends: ``done`` (test accuracy, training time, total time),
 ``skipped`` (finished earlier) or ``failed`` (the error, and the executed notebook to look at); a summary
 and the list of failures come last. ``--dry-run`` lists every configuration with its state (new, partial,
-finished, invalid, foreign: a folder that holds another run) and runs nothing.
+finished, diverged, invalid, foreign: a folder that holds another run) and runs nothing.
 
-Do not point two runners at the same results folder at once. Ctrl-C or SIGTERM shut the kernels down
-cleanly. When the runner is killed, each child notices within a second that its parent is gone and shuts its
-kernel down the same way (a kernel whose child is killed too notices that and exits). With ``--scheduler``,
-configurations already started keep running on the cluster.
+Each run holds a lock on its folder while it trains (:func:`snnlib.system.folder_lock`), so two runners
+on one results folder cannot write the same run: the second one's configuration fails at once with "another
+process is writing ...". Ctrl-C or SIGTERM shut the kernels down cleanly. When the runner is killed (even
+with SIGKILL), each child notices within a second that its parent is gone, kills its kernel and exits, so
+the runner can be restarted at once. With ``--scheduler``, configurations already started keep running on
+the cluster.
 
 Exit status: 0 when every configuration is finished; 1 when some failed (all listed at the end), or, with
 ``--dry-run``, when some configuration is invalid or foreign; 2 for a bad grid file or bad options; 130 when
@@ -83,6 +85,7 @@ interrupted (run the same command again to resume).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -113,7 +116,6 @@ NOTEBOOK_FIELDS = (*LAYOUT_KEYS, "epochs", "train_subset", "test_subset")
 NOTEBOOK_PARAMETERS = (*NOTEBOOK_FIELDS, "config_extra", "device", "threads", "progress", "out_dir", "fresh")
 TOP_KEYS = ("name", "description", "base", "axes", "runs")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SCALARS = (str, int, float, bool, type(None))
 
 
 class GridError(ValueError):
@@ -239,22 +241,6 @@ def run_folder(kwargs: dict, varied: dict | None = None) -> str:
     return f"{_fmt(f['dataset'])}/{name}/seed{_fmt(f['seed'])}"
 
 
-def _check_types(kwargs: dict) -> None:
-    """RunConfig does not check types (a string "false" would be true): do it here."""
-    types = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "dict": (dict,),
-             "None": (type(None),)}
-    for f in fields(RunConfig):
-        if f.name not in kwargs:
-            continue
-        value, names = kwargs[f.name], [n.strip() for n in str(f.type).split("|")]
-        allowed = tuple(t for n in names for t in types.get(n, (object,)))
-        if not isinstance(value, allowed) or (isinstance(value, bool) and "bool" not in names):
-            raise ValueError(f"{f.name} must be of type {f.type}, got {value!r}")
-    for key, value in kwargs.get("network", {}).items():
-        if not isinstance(value, _SCALARS):
-            raise ValueError(f"network.{key} must be a number, string or boolean, got {value!r}")
-
-
 def expand_grid(grid: dict) -> list[RunSpec]:
     """The grid's configurations in execution order (invalid ones carry ``error``)."""
     axes = grid.get("axes") or {}
@@ -273,7 +259,6 @@ def expand_grid(grid: dict) -> list[RunSpec]:
             kwargs = _unflatten(flat)
             spec = RunSpec(index=index, kwargs=kwargs, rel=run_folder(kwargs, varied))
             try:
-                _check_types(kwargs)
                 spec.config = RunConfig(**kwargs).to_dict()
             except (TypeError, ValueError) as err:
                 spec.error = str(err)
@@ -289,7 +274,8 @@ def expand_grid(grid: dict) -> list[RunSpec]:
 
 
 def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
-    """(state, record, detail): state is new, partial, finished, foreign (another run's folder) or invalid."""
+    """(state, record, detail): state is new, partial, finished, diverged (its training loss became NaN or
+    infinite: settled, reported as a failure), foreign (another run's folder) or invalid."""
     if spec.error is not None:
         return "invalid", None, f"invalid configuration: {spec.error}"
     path = grid_root / spec.rel / "metrics.json"
@@ -306,6 +292,9 @@ def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
                                  f"(differs in: {', '.join(diff)}); move it away")
     if record.get("status") == "finished":
         return "finished", record, ""
+    if record.get("status") == "diverged":
+        return "diverged", record, (f"diverged at epoch {record.get('diverged_at_epoch')} (training loss not "
+                                    f"finite); move {path.parent} away to run it again")
     return "partial", record, f"{len(record.get('epochs', []))}/{spec.config['epochs']} epochs"
 
 
@@ -356,19 +345,40 @@ def run_notebook(notebook: str | Path, output: str | Path, parameters: dict, *, 
     return proc.returncode, stderr
 
 
-def _stop_when_parent_goes(interval: float = PARENT_POLL_S) -> None:
-    """In a child: SIGTERM to itself once its parent (the runner, or a Dask worker) is gone.
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, their children, ...), from ``/proc`` (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields_ = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields_[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
-    nbclient answers SIGINT and SIGTERM by shutting the kernel down, so a killed runner's
-    kernels end within about a second; were the child killed too, its kernel would notice
-    (ipykernel polls its parent) and exit.
+
+def _stop_when_parent_goes(interval: float = PARENT_POLL_S) -> None:
+    """In a child: once its parent (the runner, or a Dask worker) is gone, kill the kernel and exit.
+
+    The kernel runs in a session of its own (jupyter_client starts it so), so a signal to the
+    runner's process group does not reach it, and ipykernel's own watch for a dead parent only
+    looks for init as the new parent. So the child kills every process below it (SIGKILL: the
+    run resumes from its last checkpoint) and exits; the run folder's lock goes with the kernel.
     """
     parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
-        os.kill(os.getpid(), signal.SIGTERM)
+        for pid in _descendants(os.getpid()):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os._exit(143)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -461,6 +471,8 @@ def execute(task: dict) -> dict:
         record = json.loads((out / "metrics.json").read_text())
         if config_difference(record.get("config"), RunConfig.from_dict(task["config"])):
             result["error"] = "the notebook ran another configuration than asked (are all parameters passed?)"
+        elif record.get("status") == "diverged":
+            result["error"] = f"diverged at epoch {record.get('diverged_at_epoch')} (training loss not finite)"
         elif record.get("status") != "finished":
             result["error"] = f"the notebook ended but the run's status is {record.get('status')!r}"
         else:
@@ -641,7 +653,7 @@ class _Report:
             state, record, detail = states[spec.rel]
             if state == "finished":
                 self.line("skipped", spec.rel, f"{_describe(_summary(record))}  (finished earlier)")
-            elif state in ("invalid", "foreign"):
+            elif state in ("invalid", "foreign", "diverged"):
                 self.line("failed", spec.rel, detail)
 
     def finished(self, task: dict, result: dict) -> None:
@@ -776,8 +788,9 @@ def _dry_run(grid: dict, specs: list[RunSpec], states: dict, grid_root: Path) ->
         if state == "finished":
             detail = _describe(_summary(record))
         print(f"  {state:<8} {spec.rel}  {detail}".rstrip())
-    print(", ".join(f"{counts[s]} {s}" for s in ("new", "partial", "finished", "invalid", "foreign") if s in counts))
-    return 1 if counts.get("invalid") or counts.get("foreign") else 0
+    print(", ".join(f"{counts[s]} {s}" for s in ("new", "partial", "finished", "diverged", "invalid", "foreign")
+                    if s in counts))
+    return 1 if counts.get("invalid") or counts.get("foreign") or counts.get("diverged") else 0
 
 
 if __name__ == "__main__":

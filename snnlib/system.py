@@ -7,12 +7,16 @@ the commit the same way.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import io
 import json
 import math
 import os
 import platform
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -79,13 +83,51 @@ def device_description(device: torch.device) -> str:
 
 # ---------------------------------------------------------------- atomic files
 
+class StorageError(OSError):
+    """A file could not be written (disk full, read-only or unwritable folder): one line saying so."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+_STORAGE_HINTS = {errno.ENOSPC: "no space left on the device; free some space and run the same command again",
+                  errno.EDQUOT: "the disk quota is exceeded; free some space and run the same command again",
+                  errno.EROFS: "the file system is read-only; choose a writable folder",
+                  errno.EACCES: "permission denied; choose a folder you may write",
+                  errno.EPERM: "operation not permitted; choose a folder you may write",
+                  errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+                  errno.EISDIR: "the path is a folder; choose another path"}
+
+
+def storage_error(path: str | Path, err: OSError) -> StorageError:
+    """A :class:`StorageError` for an ``OSError`` met while writing ``path``, in one line."""
+    why = _STORAGE_HINTS.get(err.errno, err.strerror or str(err))
+    return StorageError(err.errno, f"cannot write {path}: {why}")
+
+
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     """Writes ``path`` through a temporary file and a rename, so that a reader (or a run
-    killed mid-write) sees the old file or the new one, never half of one."""
+    killed mid-write) sees the old file or the new one, never half of one.
+
+    When writing fails, the temporary file is removed (a full disk is not kept full by it) and
+    the old file is left as it was; an ``OSError`` becomes a one-line :class:`StorageError`.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError) and not isinstance(err, StorageError):
+            raise storage_error(path, err) from err
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """``data`` into ``path``, atomically (see :func:`write_atomic`)."""
+    write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def strict_json(obj: object) -> object:
@@ -106,9 +148,103 @@ def write_json_atomic(path: str | Path, obj: object) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
-def save_torch_atomic(path: str | Path, obj: object) -> None:
-    """``torch.save``, written atomically."""
-    write_atomic(path, lambda tmp: torch.save(obj, tmp))
+def torch_bytes(obj: object) -> bytes:
+    """``torch.save(obj)`` in memory: written to disk as plain bytes, a full disk is a plain
+    ``OSError`` rather than an error deep inside torch's zip writer."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def save_torch_atomic(path: str | Path, obj: object) -> str:
+    """``torch.save``, written atomically; returns the SHA-256 of the file."""
+    data = torch_bytes(obj)
+    write_bytes_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- sealed states
+
+STATE_FORMAT = "snnlib-state-1"
+
+
+class StateError(RuntimeError):
+    """A saved state that cannot be used: damaged, or written by another configuration."""
+
+
+def save_state(path: str | Path, config: dict, state: dict) -> str:
+    """Saves ``state`` (tensors, numbers) with the ``config`` that produced it and the SHA-256 of
+    its serialized bytes, atomically; returns that digest.
+
+    The file is a torch file holding ``{"format", "config", "sha256", "state"}`` where ``state``
+    is the serialized inner state, so a flipped bit in it or in the configuration is found by
+    :func:`load_state`.
+    """
+    inner = torch_bytes(state)
+    digest = _state_digest(config, inner)
+    write_bytes_atomic(path, torch_bytes({"format": STATE_FORMAT, "config": config, "sha256": digest,
+                                          "state": inner}))
+    return digest
+
+
+def _state_digest(config: dict, inner: bytes) -> str:
+    """SHA-256 of the configuration (canonical JSON) and the serialized state together."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode() + b"\0" + inner).hexdigest()
+
+
+def load_state(path: str | Path, map_location: torch.device | str = "cpu") -> tuple[dict, dict]:
+    """(config, state) of a file written by :func:`save_state`; raises :class:`StateError` in one
+    line if the file is truncated, not such a file, or its state fails its SHA-256 check."""
+    path = Path(path)
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(outer, dict) or outer.get("format") != STATE_FORMAT:
+            raise StateError(f"{path} is not a saved state of this library ({STATE_FORMAT})")
+        inner = outer["state"]
+        if _state_digest(outer["config"], inner) != outer["sha256"]:
+            raise StateError(f"{path} is damaged (its SHA-256 check failed)")
+        state = torch.load(io.BytesIO(inner), map_location=map_location, weights_only=True)
+    except StateError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StateError(f"{path} is damaged or not a saved state ({type(err).__name__}: {first[:80]})") from err
+    return outer["config"], state
+
+
+# ---------------------------------------------------------------- run folders
+
+class FolderLocked(RuntimeError):
+    """Another process holds the folder's lock."""
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Holds an exclusive lock on ``folder`` (``fcntl.flock`` on ``folder/.lock``) for the block.
+
+    The folder must exist. A second process (or a second lock in this one) gets
+    :class:`FolderLocked` at once rather than waiting. The lock goes with the process: a killed
+    process holds nothing, so no stale lock is left to remove by hand.
+    """
+    import fcntl
+
+    path = Path(folder) / LOCK_FILE
+    try:
+        handle = open(path, "a+")  # noqa: SIM115 - held open for the block
+    except OSError as err:
+        raise storage_error(path, err) from err
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            raise FolderLocked(f"another process is writing {folder} (it holds {path}); wait for it to end "
+                               f"or choose another folder") from err
+        yield path
+    finally:
+        handle.close()  # closing releases the lock
 
 
 # ---------------------------------------------------------------- provenance

@@ -36,14 +36,32 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .dropout import check_kind, check_p
+from .dropout import KINDS, check_p
 from .network import SITES, NetworkConfig, SRMNetwork
-from .system import device_description, git_commit, resolve_device, save_torch_atomic, write_json_atomic
+from .params import MAX_SEED, ParameterError, boolean, choice, integer, parse_boolean, real
+from .system import (
+    LOCK_FILE,
+    FolderLocked,
+    StateError,
+    device_description,
+    folder_lock,
+    git_commit,
+    load_state,
+    resolve_device,
+    save_state,
+    save_torch_atomic,
+    storage_error,
+    strict_json,
+    write_json_atomic,
+)
 
 # Dropout-off metrics on the training data use this many of its first samples.
 TRAIN_EVAL_SAMPLES = 10_000
 EVAL_BATCH = 500  # evaluation batch size: larger batches run slower on the CPU (cache)
 WEIGHTS_FILE = "weights.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
+MAX_EPOCHS = 100_000
+MAX_BATCH = 65_536
 
 
 @dataclass
@@ -74,32 +92,48 @@ class RunConfig:
     network: dict = field(default_factory=dict)  # overrides of NetworkConfig defaults
 
     def __post_init__(self) -> None:
-        if self.dataset not in D.DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; allowed: {', '.join(D.DATASETS)}")
-        check_kind(self.variant)
-        check_p(self.p)
-        if self.site not in SITES:
-            raise ValueError(f"unknown dropout site {self.site!r}; allowed: {', '.join(SITES)}")
-        for name in ("epochs", "batch_size", "t_enc"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("train_subset", "test_subset"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value}")
+        # Types first (strictly: see snnlib.params), then ranges; each error is one line naming the field.
+        choice("dataset", self.dataset, D.DATASETS)
+        choice("variant", self.variant, KINDS, "dropout kind")
+        check_p(real("p", self.p))
+        boolean("time_consistent", self.time_consistent)
+        choice("site", self.site, SITES, "dropout site")
+        self.seed = integer("seed", self.seed, 0, MAX_SEED)
+        if self.init_seed is not None:
+            self.init_seed = integer("init_seed", self.init_seed, 0, MAX_SEED)
+        self.epochs = integer("epochs", self.epochs, 1, MAX_EPOCHS)
+        self.batch_size = integer("batch_size", self.batch_size, 1, MAX_BATCH)
+        self.t_enc = integer("t_enc", self.t_enc, 1)
         train_size = D.SIZES[self.dataset, "train"]
-        if not 0 <= self.val_size < train_size:
-            raise ValueError(f"val_size must be in [0, {train_size - 1}] for {self.dataset}, got {self.val_size}")
+        self.val_size = integer("val_size", self.val_size, 0, train_size - 1)
+        for name in ("train_subset", "test_subset"):
+            if getattr(self, name) is not None:
+                setattr(self, name, integer(name, getattr(self, name), 1))
         if self.train_subset is not None and self.train_subset > train_size - self.val_size:
             raise ValueError(f"train_subset ({self.train_subset}) must be at most the {train_size - self.val_size} "
                              f"training samples left after the validation split")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.test_subset is not None and self.test_subset > D.SIZES[self.dataset, "test"]:
+            raise ValueError(f"test_subset must be at most the {D.SIZES[self.dataset, 'test']} test samples "
+                             f"of {self.dataset}, got {self.test_subset}")
+        real("lr", self.lr, 0, low_open=True)
+        real("weight_decay", self.weight_decay, 0)
+        NetworkConfig.check_overrides(self.network)
         net = self.network_config()  # validates tau, threshold, delays against T, ...
         if self.t_enc >= net.T:
             raise ValueError(f"t_enc ({self.t_enc}) must be shorter than the window T={net.T}")
+
+    @classmethod
+    def from_parameters(cls, **params: object) -> RunConfig:
+        """The config of parameters given as text-friendly values (the experiment notebook's):
+        ``time_consistent`` may be the text ``true``/``false`` (papermill passes ``-p time_consistent
+        false`` as a string); every other value must already have its type."""
+        if "time_consistent" in params:
+            params["time_consistent"] = parse_boolean("time_consistent", params["time_consistent"])
+        unknown = sorted(set(params) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ParameterError(f"unknown run parameter(s) {', '.join(unknown)}; allowed: "
+                                 f"{', '.join(f.name for f in fields(cls))}")
+        return cls(**params)  # type: ignore[arg-type]
 
     def network_config(self) -> NetworkConfig:
         in_features = 784 if self.dataset == "mnist" else 3072
@@ -283,23 +317,117 @@ def initial_network(config: RunConfig, device: torch.device | str = "cpu") -> SR
     return SRMNetwork(config.network_config()).to(device)
 
 
+# Files a run folder may hold: the record, the states, the runner's executed notebook, the lock, the
+# uncertainty evaluation (snnlib.uncertainty) and files being written. A folder that holds anything
+# else (say ``--out .`` or ``--out /``) is not a run folder and is refused.
+RUN_FILES = ("metrics.json", CHECKPOINT_FILE, WEIGHTS_FILE, "experiment.ipynb", LOCK_FILE, "uncertainty.json")
+
+
+def check_out_path(out: str | Path) -> Path:
+    """``out`` as a run folder path, or a one-line :class:`RunError`: not empty, no blank or
+    space-padded part (a folder named " " is a typo), not the file system's root, not a file."""
+    text = str(out)
+    if not text.strip():
+        raise RunError(f"--out must name a folder, got {text!r}")
+    parts = [part for part in text.split("/") if part]
+    if any(part != part.strip() for part in parts):
+        raise RunError(f"--out {text!r} has a part that is blank or starts or ends with a space; "
+                       f"name the folder without them")
+    path = Path(text)
+    if path.resolve() == Path(path.resolve().anchor):
+        raise RunError(f"--out {text!r} is the root of the file system; name a folder for the run")
+    if path.exists() and not path.is_dir():
+        raise RunError(f"--out {text} exists and is not a folder")
+    return path
+
+
+def _check_run_folder(out: Path) -> None:
+    """Raises :class:`RunError` if ``out`` holds no run record but files that are not a run's."""
+    if not out.is_dir() or (out / "metrics.json").exists():
+        return
+    others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.endswith(".tmp"))
+    if others:
+        raise RunError(f"--out {out} holds files that are not a run's ({', '.join(others[:3])}"
+                       f"{', ...' if len(others) > 3 else ''}); choose a new or empty folder")
+
+
+def record_digest(record: dict) -> str:
+    """SHA-256 of a record's canonical strict JSON, without its own ``record_sha256`` (and the
+    ``path`` that :func:`snnlib.records.load_records` adds): a record changed after it was
+    written no longer matches the digest it carries."""
+    body = {k: v for k, v in record.items() if k not in ("record_sha256", "path")}
+    return hashlib.sha256(json.dumps(strict_json(body), sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def write_record(path: Path, record: dict) -> None:
+    """The record as strict JSON, with its digest, written atomically."""
+    record["record_sha256"] = record_digest(record)
+    write_json_atomic(path, record)
+
+
 def check_out_dir(config: RunConfig, out: Path) -> dict | None:
-    """The existing record in ``out`` if it is the same run; raises if it is another."""
+    """The existing record in ``out`` if it is the same run; raises :class:`RunError` if the folder
+    holds another run, a damaged or edited record, or files that are not a run's."""
     metrics_path = out / "metrics.json"
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} exists and is not a folder")
-    if not metrics_path.exists():
+    if not metrics_path.exists() and not metrics_path.is_symlink():
+        _check_run_folder(out)
         return None
     try:
         record = json.loads(metrics_path.read_text())
-        saved = record["config"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise RunError(f"{metrics_path} is not a run record; choose another --out") from err
-    diff = config_difference(saved, config)
+    except (OSError, ValueError) as err:
+        raise RunError(f"{metrics_path} is not a readable run record; move the folder away or choose "
+                       f"another --out") from err
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict) \
+            or not isinstance(record.get("epochs"), list):
+        raise RunError(f"{metrics_path} is not a run record; choose another --out")
+    if "record_sha256" in record and record["record_sha256"] != record_digest(record):
+        raise RunError(f"{metrics_path} was changed after it was written (its SHA-256 differs); "
+                       f"move the folder away and run again")
+    diff = config_difference(record["config"], config)
     if diff:
         raise RunError(f"--out {out} holds a run with a different configuration "
                        f"(differs in: {', '.join(diff)}); choose another --out")
     return record
+
+
+def load_checkpoint(config: RunConfig, path: Path, device: torch.device) -> dict | None:
+    """The training state saved in ``path`` if it exists and belongs to ``config``; raises a one-line
+    :class:`RunError` if it is damaged or was written by another configuration."""
+    if not path.exists():
+        return None
+    how = f"delete {path} to start the run over, or choose another --out"
+    try:
+        saved, state = load_state(path, map_location=device)
+    except StateError as err:
+        raise RunError(f"{err}; {how}") from err
+    diff = config_difference(saved, config)
+    if diff:
+        raise RunError(f"{path} was saved by a run with another configuration (differs in: {', '.join(diff)}); "
+                       f"{how}")
+    return state
+
+
+def _new_folders(out: Path) -> list[Path]:
+    """The folders that creating ``out`` would create, deepest first."""
+    new = []
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        new.append(folder)
+    return new
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Removes folders this run created (deepest first) if they hold nothing but its lock file."""
+    for folder in folders:
+        try:
+            if {p.name for p in folder.iterdir()} <= {LOCK_FILE}:
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+                folder.rmdir()
+        except OSError:
+            return
 
 
 def _epoch_entry(epoch: int, train: EpochStats, train_eval: EpochStats, val: EpochStats | None,
@@ -329,15 +457,44 @@ def _epoch_entry(epoch: int, train: EpochStats, train_eval: EpochStats, val: Epo
 
 def run(config: RunConfig, out: str | Path, device: str | None = "auto", progress: bool = True,
         log: Callable[[str], None] = print) -> dict:
-    """Trains ``config`` into folder ``out`` (resuming it if interrupted); returns the record."""
-    out = Path(out)
-    existing = check_out_dir(config, out)
+    """Trains ``config`` into folder ``out`` (resuming it if interrupted); returns the record.
+
+    The folder is locked for the whole run (:func:`snnlib.system.folder_lock`): a second process
+    on it gets a :class:`RunError` at once. Every check (the configuration, the device, the
+    folder, an existing record or checkpoint) comes before anything is written, and a folder this
+    call created is removed again if the run cannot start. A run whose training loss becomes
+    NaN or infinite stops there with status ``diverged`` (never ``finished``).
+    """
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
+    out = check_out_path(out)
     dev = resolve_device(device)
-    if existing is not None and existing.get("status") == "finished":
-        log(f"{out}: already finished ({len(existing['epochs'])} epochs), nothing to do")
+    _check_run_folder(out)  # before the lock file is made in it (checked again under the lock)
+    created = _new_folders(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(str(storage_error(out, err))) from err
+    try:
+        with folder_lock(out):
+            try:
+                return _run_locked(config, out, dev, progress, log)
+            except BaseException:
+                _remove_if_empty(created)
+                raise
+    except FolderLocked as err:
+        raise RunError(str(err)) from err
+
+
+def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
+                log: Callable[[str], None]) -> dict:
+    existing = check_out_dir(config, out)
+    if existing is not None and existing.get("status") in ("finished", "diverged"):
+        log(f"{out}: already {existing['status']} ({len(existing['epochs'])} epochs), nothing to do")
         return existing
+    checkpoint_path = out / CHECKPOINT_FILE
+    ckpt = load_checkpoint(config, checkpoint_path, dev)
     data = load_run_data(config, dev)
-    out.mkdir(parents=True, exist_ok=True)
     model = initial_network(config, dev)
     order = torch.Generator().manual_seed(stream_seed(config.seed, "order"))
     torch.manual_seed(stream_seed(config.seed, "masks"))
@@ -362,9 +519,7 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
         "device_name": device_description(dev),
         "wall_time_s": 0.0,
     }
-    checkpoint_path = out / "checkpoint.pt"
-    if checkpoint_path.exists():
-        ckpt = torch.load(checkpoint_path, map_location=dev, weights_only=True)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -372,7 +527,7 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
         record["epochs"] = ckpt["epochs"]
         record["wall_time_s"] = ckpt["wall_time_s"]
         log(f"{out}: resuming after epoch {len(record['epochs'])} of {config.epochs}")
-    write_json_atomic(out / "metrics.json", record)
+    write_record(out / "metrics.json", record)
 
     bar = None
     if progress:
@@ -395,11 +550,19 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
                                              len(data.train) / train_time, epoch_time))
         record["wall_time_s"] += epoch_time
         if not math.isfinite(train_stats.loss):
-            log(f"{out}: epoch {epoch} training loss is {train_stats.loss}")
-        save_torch_atomic(checkpoint_path, {
+            # A NaN or infinite loss never comes back: stop, and say so in the record.
+            if bar:
+                bar.close()
+            record.update(status="diverged", diverged_at_epoch=epoch)
+            write_record(out / "metrics.json", record)
+            checkpoint_path.unlink(missing_ok=True)
+            log(f"{out}: diverged: the training loss of epoch {epoch} is {train_stats.loss}; "
+                f"recorded as diverged (try a smaller lr)")
+            return record
+        save_state(checkpoint_path, record["config"], {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": _rng_state(dev, order), "epochs": record["epochs"], "wall_time_s": record["wall_time_s"]})
-        write_json_atomic(out / "metrics.json", record)
+        write_record(out / "metrics.json", record)
         if bar:
             bar.set_postfix(loss=f"{train_stats.loss:.3f}", test_acc=f"{test_stats.accuracy:.4f}")
     if bar:
@@ -408,13 +571,13 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
     record.update(per_neuron)
     record["hidden_importance"] = model.hidden_importance().tolist()
     record["hidden_silencing_drop"] = silencing_accuracy_drop(model, data.test)
-    save_torch_atomic(out / WEIGHTS_FILE, {"config": config.to_dict(), "model": model.state_dict()})
+    record["weights_sha256"] = save_torch_atomic(out / WEIGHTS_FILE, {"config": record["config"],
+                                                                      "model": model.state_dict()})
     record["weights_file"] = WEIGHTS_FILE
-    record["weights_sha256"] = hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest()
     # the process's peak resident memory (data, model, training); ru_maxrss is in kB on Linux
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     record["status"] = "finished"
-    write_json_atomic(out / "metrics.json", record)
+    write_record(out / "metrics.json", record)
     checkpoint_path.unlink(missing_ok=True)  # the weights file and the record hold what is left of it
     last = record["epochs"][-1]
     log(f"{out}: finished; test accuracy {last['test_acc']:.4f}, training loss {last['train_loss']:.4f}")
@@ -444,6 +607,9 @@ def load_trained(run_dir: str | Path, device: str | None = "cpu") -> tuple[RunCo
     config = RunConfig.from_dict(record["config"])
     dev = resolve_device(device)
     saved = torch.load(path, map_location=dev, weights_only=True)
+    if config_difference(saved.get("config"), config):
+        raise RunError(f"{path} holds the weights of another configuration than {run_dir / 'metrics.json'}; "
+                       f"rerun the run")
     model = SRMNetwork(config.network_config()).to(dev)
     model.load_state_dict(saved["model"])
     return config, model.eval(), record
@@ -451,7 +617,8 @@ def load_trained(run_dir: str | Path, device: str | None = "cpu") -> tuple[RunCo
 
 def timing_free(record: dict) -> dict:
     """The record without fields that measure time or provenance (for equality checks)."""
-    drop = {"wall_time_s", "train_samples_per_s", "git_commit", "git_dirty", "device_name", "peak_rss_mb"}
+    drop = {"wall_time_s", "train_samples_per_s", "git_commit", "git_dirty", "device_name", "peak_rss_mb",
+            "record_sha256"}
     clean = {k: v for k, v in record.items() if k not in drop}
     clean["epochs"] = [{k: v for k, v in e.items() if k not in drop} for e in record["epochs"]]
     return clean

@@ -243,12 +243,15 @@ def test_summary_prints_the_final_table_of_a_results_folder(cli, finished_run):
 # ---------------------------------------------------------------- (f) compare a rerun with its records
 
 def copy_run(run: Path, root: Path, edit=None) -> Path:
-    """A copy of ``run``'s record at ``root/tiny``, changed by ``edit(record)`` if given."""
+    """A copy of ``run``'s record at ``root/tiny``, changed by ``edit(record)`` if given (as a rerun
+    would have written it: with its own digest)."""
+    from snnlib.training import write_record
+
     record = read_record(run)
     if edit:
         edit(record)
     (root / "tiny").mkdir(parents=True)
-    (root / "tiny" / "metrics.json").write_text(json.dumps(record))
+    write_record(root / "tiny" / "metrics.json", record)
     return root
 
 

@@ -143,8 +143,8 @@ def test_records_are_strict_json(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(val_size=60000), "val_size must be in"),
-    (dict(val_size=-1), "val_size must be in"),
+    (dict(val_size=60000), "val_size must be an integer in"),
+    (dict(val_size=-1), "val_size must be an integer in"),
     (dict(val_size=10000, train_subset=50001), "train_subset"),
 ])
 def test_bad_validation_settings_are_refused(kwargs, match):

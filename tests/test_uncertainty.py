@@ -17,7 +17,7 @@ import torch
 from snnlib import data as D
 from snnlib import uncertainty as U
 from snnlib.network import SRMNetwork
-from snnlib.system import strict_json, write_json_atomic
+from snnlib.system import save_torch_atomic, strict_json, write_json_atomic
 from snnlib.training import RunConfig, run
 
 TINY = dict(dataset="mnist", epochs=2, train_subset=2000, test_subset=500, val_size=500)
@@ -370,6 +370,9 @@ def test_no_validation_split_no_temperature(runs, use_real_data, tmp_path):
     shutil.copytree(runs / "base", folder)
     record = json.loads((folder / "metrics.json").read_text())
     record["config"]["val_size"] = 0
+    saved = torch.load(folder / "weights.pt", weights_only=True)  # the weights name their configuration too
+    saved["config"]["val_size"] = 0
+    record["weights_sha256"] = save_torch_atomic(folder / "weights.pt", saved)
     write_json_atomic(folder / "metrics.json", record)
     result = U.evaluate_run(folder, passes=2, shift_subset=20, angles=(90,))
     assert set(result["methods"]) == {"deterministic"} and "temperature" in result["not_evaluated"]
