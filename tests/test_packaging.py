@@ -34,3 +34,26 @@ def test_every_third_party_import_is_declared():
             if DISTRIBUTION.get(name, name).lower() not in declared:
                 missing.setdefault(name, []).append(path.name)
     assert not missing, f"imported by snnlib but not declared in pyproject.toml: {missing}"
+
+
+# The library's lower layers, lowest first (snnlib/__init__.py): each imports only those before it.
+LOWER_LAYERS = ("params", "system", "kernels", "functional", "dropout", "layers", "network", "data", "training")
+
+
+def snnlib_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+    return names
+
+
+def test_lower_layers_never_import_higher_ones():
+    for rank, module in enumerate(LOWER_LAYERS):
+        higher = snnlib_imports(ROOT / "snnlib" / f"{module}.py") - set(LOWER_LAYERS[:rank])
+        assert not higher, f"snnlib/{module}.py imports {sorted(higher)}, which are not below it"
+
+
+def test_the_library_imports_no_notebook_or_book():
+    for path in (ROOT / "snnlib").glob("*.py"):
+        assert not imported_packages(path) & {"notebooks", "book"}, path
