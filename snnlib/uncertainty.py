@@ -94,7 +94,7 @@ from . import data as D
 from . import functional as SF
 from . import shift as S
 from .network import SRMNetwork
-from .system import device_description, git_commit, resolve_device, write_json_atomic
+from .system import StorageError, device_description, git_commit, resolve_device, write_json_atomic
 from .training import EVAL_BATCH, RunConfig, RunError, load_trained, stream_seed
 
 UNCERTAINTY_VERSION = 2  # 2: the curve at CURVE_POINTS, numbers rounded to SIGNIFICANT_DIGITS
@@ -1000,4 +1000,7 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, RunError, D.DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StorageError as err:  # a full or read-only disk: what was written before is kept
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0

@@ -472,3 +472,19 @@ def test_curve_points_and_rounding_keep_the_record_small():
     assert U.curve_points(7) == [1, 2, 3, 4, 5, 6, 7]
     value = U.rounded({"x": [0.123456789123, 12345.678901], "n": 3, "nan": float("nan")})
     assert value["x"] == [0.1234568, 12345.68] and value["n"] == 3 and math.isnan(value["nan"])
+
+
+def test_a_full_disk_is_one_line_and_exit_1(runs, use_real_data, tmp_path, monkeypatch, capsys):
+    from snnlib.system import StorageError
+
+    folder = tmp_path / "run"
+    shutil.copytree(runs / "base", folder)
+
+    def full(path, obj):
+        raise StorageError(28, f"cannot write {path}: no space left on the device")
+
+    monkeypatch.setattr(U, "write_json_atomic", full)
+    assert U.main(_parse([str(folder), *FAST])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot write") and "no space left" in err[0]
+    assert not (folder / U.OUTPUT_FILE).exists()
