@@ -118,7 +118,10 @@ def _summary(args: argparse.Namespace) -> int:
     from .records import format_summary, load_records, runs_table, summary
 
     table = runs_table(load_records(_results_folder(args.results)))
-    print(format_summary(summary(table, ("test_acc", "train_loss", "train_eval_loss", "test_loss"))))
+    rows = summary(table, ("test_acc", "train_loss", "train_eval_loss", "test_loss"))
+    print(format_summary(rows, ("test_acc", "train_loss", "train_eval_loss", "test_loss")))
+    print(f"\n{int(rows['n'].sum()) if len(rows) else 0} finished runs in {len(rows)} configurations "
+          f"(a row pools the seeds of one configuration, nothing else)")
     return 0
 
 

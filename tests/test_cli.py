@@ -236,6 +236,8 @@ def test_summary_prints_the_final_table_of_a_results_folder(cli, finished_run):
     record = read_record(finished_run)
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| MNIST"))
     assert f"{100 * record['epochs'][-1]['test_acc']:.2f}" in row
+    assert f"{record['epochs'][-1]['train_eval_loss']:.4f}" in row and "training loss (dropout off)" in proc.stdout
+    assert "1 finished runs in 1 configurations" in proc.stdout
     bad = cli("summary", str(finished_run.parent / "missing"))
     assert_one_error_line(bad)
 
