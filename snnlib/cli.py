@@ -64,7 +64,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .training import RunConfig, run
+    from .training import RunConfig, divergence, run
 
     if args.threads is not None:
         if args.threads <= 0:
@@ -83,8 +83,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     record = run(config, args.out, device=args.device, progress=not args.no_progress)
     if record["status"] != "finished":
-        print(f"error: the run {record['status']} at epoch {record.get('diverged_at_epoch')} (its training loss "
-              f"is not a finite number); {args.out}/metrics.json says so", file=sys.stderr)
+        print(f"error: the run {divergence(record)}; {args.out}/metrics.json says so", file=sys.stderr)
         return 1
     return 0
 
@@ -118,8 +117,9 @@ def _summary(args: argparse.Namespace) -> int:
     from .records import format_summary, load_records, runs_table, summary
 
     table = runs_table(load_records(_results_folder(args.results)))
-    rows = summary(table, ("test_acc", "train_loss", "train_eval_loss", "test_loss"))
-    print(format_summary(rows, ("test_acc", "train_loss", "train_eval_loss", "test_loss")))
+    metrics = ("test_acc", "train_loss", "train_eval_loss", "test_loss")
+    rows = summary(table, metrics)
+    print(format_summary(rows, metrics))
     print(f"\n{int(rows['n'].sum()) if len(rows) else 0} finished runs in {len(rows)} configurations "
           f"(a row pools the seeds of one configuration, nothing else)")
     return 0

@@ -78,7 +78,7 @@ the runner can be restarted at once. With ``--scheduler``, configurations alread
 the cluster.
 
 Exit status: 0 when every configuration is finished; 1 when some failed (all listed at the end), or, with
-``--dry-run``, when some configuration is invalid or foreign; 2 for a bad grid file or bad options; 130 when
+``--dry-run``, when some configuration is invalid, foreign or diverged; 2 for a bad grid file or bad options; 130 when
 interrupted (run the same command again to resume).
 """
 
@@ -102,7 +102,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from .system import assign_devices, parse_device
-from .training import RunConfig, config_difference
+from .training import RunConfig, config_difference, divergence
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "experiment.ipynb"
@@ -293,8 +293,7 @@ def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
     if record.get("status") == "finished":
         return "finished", record, ""
     if record.get("status") == "diverged":
-        return "diverged", record, (f"diverged at epoch {record.get('diverged_at_epoch')} (training loss not "
-                                    f"finite); move {path.parent} away to run it again")
+        return "diverged", record, f"{divergence(record)}; move {path.parent} away to run it again"
     return "partial", record, f"{len(record.get('epochs', []))}/{spec.config['epochs']} epochs"
 
 
@@ -472,7 +471,7 @@ def execute(task: dict) -> dict:
         if config_difference(record.get("config"), RunConfig.from_dict(task["config"])):
             result["error"] = "the notebook ran another configuration than asked (are all parameters passed?)"
         elif record.get("status") == "diverged":
-            result["error"] = f"diverged at epoch {record.get('diverged_at_epoch')} (training loss not finite)"
+            result["error"] = divergence(record)
         elif record.get("status") != "finished":
             result["error"] = f"the notebook ended but the run's status is {record.get('status')!r}"
         else:

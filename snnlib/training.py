@@ -366,11 +366,10 @@ def write_record(path: Path, record: dict) -> None:
 
 
 def check_out_dir(config: RunConfig, out: Path) -> dict | None:
-    """The existing record in ``out`` if it is the same run; raises :class:`RunError` if the folder
-    holds another run, a damaged or edited record, or files that are not a run's."""
+    """The existing record in ``out`` (a path :func:`check_out_path` accepted) if it is the same run;
+    raises :class:`RunError` if the folder holds another run, a damaged or edited record, or files
+    that are not a run's."""
     metrics_path = out / "metrics.json"
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} exists and is not a folder")
     if not metrics_path.exists() and not metrics_path.is_symlink():
         _check_run_folder(out)
         return None
@@ -390,6 +389,11 @@ def check_out_dir(config: RunConfig, out: Path) -> dict | None:
         raise RunError(f"--out {out} holds a run with a different configuration "
                        f"(differs in: {', '.join(diff)}); choose another --out")
     return record
+
+
+def divergence(record: dict) -> str:
+    """Why a ``diverged`` record stopped, in words (the runner's and the command line's line)."""
+    return f"diverged at epoch {record.get('diverged_at_epoch')} (its training loss is not a finite number)"
 
 
 def load_checkpoint(config: RunConfig, path: Path, device: torch.device) -> dict | None:

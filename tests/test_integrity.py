@@ -453,7 +453,7 @@ def test_a_garbled_cache_file_is_one_line(real_data_dir, tmp_path):
 
 # ---------------------------------------------------------------- 9. --out is guarded
 
-@pytest.mark.parametrize("out, message", [("/", "root of the file system"), ("", "must name a folder"),
+@pytest.mark.parametrize("out, message", [(ROOT.anchor, "root of the file system"), ("", "must name a folder"),
                                           (" ", "must name a folder"), ("runs/ x", "starts or ends with a space"),
                                           (".", "holds files that are not a run's")])
 def test_out_is_guarded(real_data_dir, out, message):
@@ -462,7 +462,7 @@ def test_out_is_guarded(real_data_dir, out, message):
     before = sorted(p.name for p in ROOT.iterdir())
     assert message in one_error_line(cli(real_data_dir, *CLI_TINY, "--out", out))
     assert sorted(p.name for p in ROOT.iterdir()) == before
-    assert not Path("/metrics.json").exists() and not Path("/checkpoint.pt").exists()
+    assert not (Path(ROOT.anchor) / "metrics.json").exists() and not (Path(ROOT.anchor) / "checkpoint.pt").exists()
 
 
 # ---------------------------------------------------------------- 10. registry, empty folders
@@ -470,7 +470,7 @@ def test_out_is_guarded(real_data_dir, out, message):
 def test_an_unreachable_registry_says_so(monkeypatch, tmp_path):
     from conftest import REAL_NPM_TARBALL
 
-    monkeypatch.setattr(D.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(D.shutil, "which", lambda name: name)  # "installed" (the run below is faked)
     offline = subprocess.CompletedProcess([], 1, "", "npm error code ENOTFOUND\nnpm error network request to the "
                                           "registry failed, reason: getaddrinfo ENOTFOUND")
     monkeypatch.setattr(D.subprocess, "run", lambda *a, **k: offline)
