@@ -2,9 +2,12 @@
 tests suited to a handful of seeds, Holm's correction, and rank agreement of hidden-neuron
 importance.
 
-Pure functions of numbers (no torch, no files). Welch's t interval and test are scipy's
-(``scipy.stats.ttest_ind``); the exact permutation test gives the numbers of
-``scipy.stats.permutation_test`` over every split of the pooled values, computed faster.
+Pure functions of numbers (no torch, no files). The t-tests and intervals are scipy's: Welch's
+(``scipy.stats.ttest_ind``, :func:`compare`), one-sample (:func:`one_sample`) and paired
+(:func:`paired`), the tests the study decides by (:mod:`snnlib.preregistration`). Beside each, an
+exact check that needs no normality: the permutation test over every split of the pooled values
+(the numbers of ``scipy.stats.permutation_test``, computed faster) or, for one-sample and paired
+tests, every sign flip (:func:`sign_flip_p`).
 """
 
 from __future__ import annotations
@@ -100,22 +103,64 @@ def compare(base: Sequence[float], variant: Sequence[float], level: float = 0.95
                       len(a), len(b))
 
 
+def sign_flip_p(differences: Sequence[float]) -> float:
+    """Exact two-sided sign-flip test of a zero mean (paired or one-sample): the share of the ``2^n``
+    sign assignments whose absolute mean is at least the observed one. Floor ``2 / 2^n``."""
+    d = np.asarray(differences, float)
+    n = len(d)
+    if n == 0:
+        return math.nan
+    signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+    means = np.abs(signs @ d) / n
+    observed = abs(d.mean())
+    return float(np.mean(means >= observed - 100 * np.finfo(float).eps * max(observed, 1e-300)))
+
+
+def one_sample(values: Sequence[float], value: float, level: float = 0.95) -> Difference:
+    """``mean(values) - value`` with its 95% t interval, the one-sample t-test's two-sided p (as
+    ``welch_p``) and the exact sign-flip p of ``values - value`` (as ``permutation_p``); ``n_base`` is 0."""
+    x = np.asarray(values, float)
+    nan = float("nan")
+    if len(x) < 2:
+        return Difference(float(x.mean() - value) if len(x) else nan, nan, nan, nan, nan, 0, len(x))
+    diff = float(x.mean() - value)
+    if x.var() == 0:
+        return Difference(diff, diff, diff, 0.0 if diff else 1.0, sign_flip_p(x - value), 0, len(x))
+    result = stats.ttest_1samp(x, value)
+    interval = result.confidence_interval(confidence_level=level)
+    return Difference(diff, float(interval.low) - value, float(interval.high) - value, float(result.pvalue),
+                      sign_flip_p(x - value), 0, len(x))
+
+
+def paired(base: Sequence[float], variant: Sequence[float], level: float = 0.95) -> Difference:
+    """``mean(variant - base)`` over pairs with its 95% t interval, the paired t-test's two-sided p (as
+    ``welch_p``) and the exact sign-flip p (as ``permutation_p``); ``n_base`` and ``n_variant`` are the
+    number of pairs."""
+    a, b = np.asarray(base, float), np.asarray(variant, float)
+    if len(a) != len(b):
+        raise ValueError(f"paired groups must have the same length, got {len(a)} and {len(b)}")
+    d = one_sample(b - a, 0.0, level)
+    return Difference(d.diff, d.ci_low, d.ci_high, d.welch_p, d.permutation_p, len(a), len(b))
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (Holm 1979), in the order given.
 
     The ``i``-th smallest of ``m`` p-values is multiplied by ``m - i + 1`` (i from 1), the results
     made non-decreasing in that order and capped at 1; a test is significant at level alpha
-    after the correction when its adjusted p is below alpha. NaN (a test that could not be
-    made) stays NaN and does not count towards ``m``.
+    after the correction when its adjusted p is below alpha. ``m`` is the number of tests given,
+    fixed in advance: a test that could not be made (NaN) counts as p = 1, so a family does not
+    shrink while runs are missing; its adjusted p stays NaN.
     """
     values = np.asarray(pvalues, float)
-    adjusted = np.full(len(values), np.nan)
-    valid = np.flatnonzero(~np.isnan(values))
-    m = len(valid)
+    m = len(values)
+    filled = np.where(np.isnan(values), 1.0, values)
+    adjusted = np.full(m, np.nan)
     running = 0.0
-    for rank, i in enumerate(valid[np.argsort(values[valid], kind="stable")]):
-        running = max(running, min(1.0, (m - rank) * values[i]))
-        adjusted[i] = running
+    for rank, i in enumerate(np.argsort(filled, kind="stable")):
+        running = max(running, min(1.0, (m - rank) * filled[i]))
+        if not np.isnan(values[i]):
+            adjusted[i] = running
     return adjusted.tolist()
 
 
@@ -137,10 +182,17 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
 
 def chance_of_ranking(n: int, k: int = 10) -> float:
     """The probability that the top ``k`` of ``n`` neurons come out as one given ordered list of IDs
-    (e.g. 0, 1, ..., 9) when the ranking carries no information about IDs: ``1 / (n (n-1) ... (n-k+1))``,
-    about 1.2e-21 for the top 10 of 128. The paper's Table 2 lists IDs 0-9 in order for the network
-    without dropout."""
+    when the ranking carries no information about IDs: ``1 / (n (n-1) ... (n-k+1))``, about 1.2e-21
+    for the top 10 of 128."""
     return 1.0 / math.perm(n, k)
+
+
+def chance_of_top_k_set(n: int, k: int = 10) -> float:
+    """The probability that the top ``k`` of ``n`` neurons are one given set of IDs, in any order,
+    when the ranking carries no information about IDs: ``1 / C(n, k)``, about 4.4e-15 for the top 10
+    of 128. The paper's Table 2 lists, for the network without dropout, the IDs 9 8 3 2 0 1 4 5 6 7:
+    the set {0, ..., 9}, not in order."""
+    return 1.0 / math.comb(n, k)
 
 
 def chance_top_k_overlap(n: int, k: int = 10) -> float:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import analysis
 from . import records as R
-from .claims import ALPHA, Test, apply_holm, make_test
+from .claims import ALPHA, Test, apply_holm, welch_test
 from .findings import two_sided_label
 from .training import RunConfig
 
@@ -173,12 +173,12 @@ def _label(tests: list[Test]) -> list[Test]:
     apply_holm(tests)
     for t in tests:
         if min(t.n_base, t.n_variant) < 2:
-            t.verdict = "n/a"
+            t.label = "no data"
             continue
         label = two_sided_label(t.difference, t.p_holm)
         if label in ("higher", "lower"):
             label = "better" if (label == "higher") == (BETTER[t.metric] > 0) else "worse"
-        t.verdict = label
+        t.label = label
     return tests
 
 
@@ -205,7 +205,7 @@ def uncertainty_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS,
                 for kind in kinds:
                     for method in methods:
                         variant = _values(rows, metric, variant=kind, method=method, **paper_cell(kind))
-                        t = make_test("uncertainty", f"{dataset}, {sets}:{metric}", dataset, kind, "current",
+                        t = welch_test("uncertainty", f"{dataset}, {sets}:{metric}", dataset, kind, "current",
                                       metric, base, variant, method=method, baseline=reference, sets=sets)
                         tests.append(t)
     return _label(tests)
@@ -225,7 +225,7 @@ def mask_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS, rates:
                 step = _values(rows, metric, variant="dropout", p=p, mask="step", method="mc_dropout")
                 sample = (_values(rows, metric, variant="dropout2d", p=p, mask="step", method="mc_dropout") if p == 0.5
                           else _values(rows, metric, variant="dropout", p=p, mask="sample", method="mc_dropout"))
-                tests.append(make_test("uncertainty mask", f"{dataset}, {sets}:{metric}", dataset, "dropout",
+                tests.append(welch_test("uncertainty mask", f"{dataset}, {sets}:{metric}", dataset, "dropout",
                                        "current", metric, sample, step, p=p, sets=sets))
     return _label(tests)
 
@@ -340,12 +340,12 @@ def verdicts(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -> pd.Da
     for dataset in datasets:
         for baseline in ("deterministic", "temperature"):
             chosen = [t for t in tests if t.dataset == dataset and t.detail["baseline"] == baseline]
-            better = [_test_name(t) for t in chosen if t.verdict == "better"]
-            worse = [_test_name(t) for t in chosen if t.verdict == "worse"]
-            missing = any(t.verdict == "n/a" for t in chosen)
+            better = [_test_name(t) for t in chosen if t.label == "better"]
+            worse = [_test_name(t) for t in chosen if t.label == "worse"]
+            missing = any(t.label == "no data" for t in chosen)
             family = {f: sum(1 for t in tests if t.family == f) for f in {t.family for t in chosen}}
             reachable = any(analysis.permutation_floor(t.n_base, t.n_variant) * family[t.family] < ALPHA
-                            for t in chosen if t.verdict != "n/a")
+                            for t in chosen if t.label != "no data")
             answer = ("yes" if better else "not enough data" if missing else
                       "no" if reachable else "not enough seeds")
             side = [(t.ci_low * BETTER[t.metric] > 0 and t.ci_high * BETTER[t.metric] > 0,

@@ -6,8 +6,10 @@
 * the tuning: would the validation split have chosen the same defaults as the test set did?
 * overfitting: the gap between dropout-off training accuracy and test accuracy.
 
-Each comparison is a :class:`snnlib.claims.Test`, with Holm's correction within each family
-(one per question and dataset) and a two-sided label (:func:`two_sided_label`).
+Each comparison is a :class:`snnlib.claims.Test` by Welch's test (the study's test, see
+:mod:`snnlib.preregistration`), with Holm's correction within each family (one per question and
+dataset, its size fixed by the planned comparisons: one without data counts as p = 1) and a two-sided
+label (:func:`two_sided_label`). These are secondary questions: they decide no claim.
 
 On this fully connected layer one mask per sample for standard dropout on the synaptic current
 is dropout2d, number for number (tested in ``tests/test_dropout.py``), so the paper grid's
@@ -22,7 +24,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from . import records as R
-from .claims import ALPHA, Test, apply_holm, make_test
+from .claims import ALPHA, Test, apply_holm, welch_test
 
 RATES = (0.1, 0.2, 0.3, 0.5)
 # one mask per sample for dropout on the current is dropout2d (and for alpha, feature alpha dropout)
@@ -30,18 +32,18 @@ SAME_OPERATION = {"dropout": "dropout2d", "alpha": "feature_alpha"}
 
 
 def two_sided_label(difference: float, p_holm: float, alpha: float = ALPHA) -> str:
-    """*higher* or *lower* (significant after Holm), *no significant difference*, or *n/a*."""
+    """*higher* or *lower* (significant after Holm), *not significant*, or *no data*."""
     if math.isnan(difference) or math.isnan(p_holm):
-        return "n/a"
+        return "no data"
     if p_holm < alpha and difference != 0:
         return "higher" if difference > 0 else "lower"
-    return "no significant difference"
+    return "not significant"
 
 
 def _label(tests: list[Test]) -> list[Test]:
     apply_holm(tests)
     for t in tests:
-        t.verdict = "n/a" if min(t.n_base, t.n_variant) < 2 else two_sided_label(t.difference, t.p_holm)
+        t.label = "no data" if min(t.n_base, t.n_variant) < 2 else two_sided_label(t.difference, t.p_holm)
     return tests
 
 
@@ -64,7 +66,7 @@ def mask_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS, rates:
         for p in rates:
             step, sample = dropout_runs(table, dataset, p, "step"), dropout_runs(table, dataset, p, "sample")
             for metric in metrics:
-                tests.append(make_test("mask", f"mask, {dataset}", dataset, "dropout", "current", metric,
+                tests.append(welch_test("mask", f"mask, {dataset}", dataset, "dropout", "current", metric,
                                        R.by_seed(sample, metric), R.by_seed(step, metric), p=p))
     return _label(tests)
 
@@ -80,7 +82,7 @@ def rate_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS, rates:
             for mask in ("step", "sample"):
                 runs = dropout_runs(table, dataset, p, mask)
                 for metric in metrics:
-                    tests.append(make_test("rate", f"rate, {dataset}", dataset, "dropout", "current", metric,
+                    tests.append(welch_test("rate", f"rate, {dataset}", dataset, "dropout", "current", metric,
                                            R.by_seed(base, metric), R.by_seed(runs, metric), mask=mask, p=p))
     return _label(tests)
 
@@ -90,7 +92,7 @@ def budget_tests(table: pd.DataFrame, dataset: str = "cifar10", epochs: int = 60
                  metrics: Iterable[str] = ("test_acc", "test_loss", "train_eval_acc")) -> list[Test]:
     """Each kind against the base network after ``epochs`` epochs (family: kinds x metrics)."""
     base = R.base_runs(table, dataset, epochs)
-    tests = [make_test("budget", f"budget {epochs}, {dataset}", dataset, kind, "current", metric,
+    tests = [welch_test("budget", f"budget {epochs}, {dataset}", dataset, kind, "current", metric,
                        R.by_seed(base, metric), R.by_seed(R.cell_runs(table, dataset, kind, epochs=epochs), metric),
                        epochs=epochs)
              for kind in kinds for metric in metrics]

@@ -61,14 +61,14 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids") -> str:
     records = R.load_records(results)
     table = R.runs_table(records)
     result = C.evaluate_claims(table)
-    key_tests = [t for t in result.tests if t.site == "current" and t.metric == "test_acc"]
+    key_tests = [t for t in result.primary() if t.site == "current" and t.metric == "test_acc"]
     parts = [
         "Runs finished, per results folder (`paper_seeds.json` adds seeds to `paper/`, `sites_seeds.json` and "
         "`sites_dense.json` to `sites/`):", progress_table(records, grids_dir),
         "Final epoch, mean ± standard deviation over seeds, p = 0.5, a new mask every step, 20 epochs:",
         R.site_table(table),
         "Verdicts (`python -m snnlib claims results`):", C.verdict_table(result),
-        "The test accuracy at the paper's site, each dropout kind against the base network:",
+        "The test accuracy at the paper's site, the primary tests (rules: `snnlib.preregistration`):",
         "\n".join(f"- {C.describe_test(t)}" for t in key_tests),
     ]
     evaluations = E.load_evaluations(results)

@@ -1,5 +1,5 @@
-"""The statistics (scipy's tests, Holm) and the rules of C1-C3, on small synthetic groups:
-every label of every claim, and every verdict of the combination rules."""
+"""The statistics (scipy's tests, Holm) and the rules of C1-C3 (snnlib.preregistration), on small
+synthetic groups: every label, every verdict rule, fixed family sizes, identical operations counted once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from scipy import stats
 
 from snnlib import analysis as A
 from snnlib import claims as C
-from snnlib import records as R
 
 # ---------------------------------------------------------------- statistics
 
@@ -90,127 +89,183 @@ def test_permutation_floor_is_reached_by_separated_groups():
     assert A.permutation_p(range(10), range(10, 20)) == pytest.approx(2 / 184756)
 
 
-def test_holm_adjusts_step_down_and_keeps_order_and_nan():
+def test_holm_adjusts_step_down_and_keeps_order():
     # sorted: 0.01 * 4, 0.02 * 3, 0.03 * 2 -> monotone, 0.04 * 1 -> max(0.06, 0.04)
     assert A.holm([0.03, 0.01, 0.04, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
-    adjusted = A.holm([0.5, float("nan"), 0.01])
-    assert adjusted[0] == pytest.approx(0.5) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
     assert A.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 0.8 * 2 capped at 1; then monotone
     assert A.holm([]) == []
 
 
-def test_five_against_five_cannot_survive_holm_over_eight_tests_but_ten_can():
-    five = A.holm([A.permutation_floor(5, 5)] + [0.5] * 7)[0]
-    ten = A.holm([A.permutation_floor(10, 10)] + [0.5] * 15)[0]
-    assert five > C.ALPHA > ten
+def test_a_test_without_data_keeps_its_familys_size():
+    """A NaN (no data) counts as p = 1: the other tests are corrected for the whole family."""
+    adjusted = A.holm([0.5, float("nan"), 0.01])
+    assert math.isnan(adjusted[1])
+    assert adjusted[2] == pytest.approx(0.03) and adjusted[0] == pytest.approx(1.0)
+    assert A.holm([0.01, float("nan"), float("nan"), float("nan")])[0] == pytest.approx(0.04)
 
 
-def test_chance_of_one_ordered_top_k():
+def test_one_sample_and_paired_tests_are_scipys_with_an_exact_sign_flip_check():
+    x = np.array([0.11, 0.13, 0.12, 0.10, 0.14])
+    d = A.one_sample(x, 0.2)
+    expected = stats.ttest_1samp(x, 0.2)
+    ci = expected.confidence_interval()
+    assert d.welch_p == pytest.approx(expected.pvalue) and d.diff == pytest.approx(x.mean() - 0.2)
+    assert (d.ci_low, d.ci_high) == pytest.approx((ci.low - 0.2, ci.high - 0.2))
+    assert d.permutation_p == pytest.approx(2 / 32)  # all five below the cut-off: the floor of sign flips
+    a, b = np.array([0.5, 0.6, 0.4, 0.55, 0.45]), np.array([0.3, 0.45, 0.2, 0.41, 0.2])
+    pd_ = A.paired(a, b)
+    assert pd_.welch_p == pytest.approx(stats.ttest_rel(b, a).pvalue) and pd_.diff == pytest.approx((b - a).mean())
+    assert pd_.n_base == pd_.n_variant == 5
+    with pytest.raises(ValueError, match="same length"):
+        A.paired([1, 2], [1, 2, 3])
+
+
+def test_sign_flip_p_is_the_brute_force_enumeration():
+    rng = np.random.default_rng(4)
+    d = rng.normal(0.3, 1, 7)
+    count = sum(abs(np.mean(d * np.array(signs))) >= abs(d.mean()) - 1e-12
+                for signs in itertools.product((1, -1), repeat=7))
+    assert A.sign_flip_p(d) == pytest.approx(count / 2 ** 7)
+
+
+def test_five_against_five_could_not_pass_holm_by_permutation_but_can_by_welch():
+    """The second edition's test had a floor; the third edition's t-test has none."""
+    assert A.holm([A.permutation_floor(5, 5)] + [0.5] * 7)[0] > C.ALPHA
+    separated = A.compare([0.970, 0.971, 0.972, 0.973, 0.974], [0.960, 0.961, 0.962, 0.963, 0.964])
+    assert A.holm([separated.welch_p] + [0.5] * 7)[0] < C.ALPHA
+
+
+def test_chance_of_the_papers_top_ten():
     assert A.chance_of_ranking(128, 10) == pytest.approx(1 / math.prod(range(119, 129)))
-    assert A.chance_of_ranking(128, 10) < 2e-21
-    assert A.chance_of_ranking(3, 3) == pytest.approx(1 / 6)
+    assert A.chance_of_top_k_set(128, 10) == pytest.approx(1 / math.comb(128, 10))
+    assert 4.3e-15 < A.chance_of_top_k_set(128, 10) < 4.5e-15
 
 
-# ---------------------------------------------------------------- combination rules
+# ---------------------------------------------------------------- the rules
+
+
+@pytest.mark.parametrize("difference, direction, p, complete, label", [
+    (-0.01, -1, 0.001, True, "yes"),
+    (-0.01, -1, 0.2, True, "not significant"),  # the claimed direction without significance is not "yes"
+    (0.01, -1, 0.001, True, "contrary"),
+    (0.01, -1, 0.2, True, "not significant"),
+    (0.3, +1, 0.049, True, "yes"), (0.3, +1, 0.05, True, "not significant"),
+    (0.0, +1, 0.001, True, "not significant"),
+    (0.3, +1, 0.001, False, "no data"), (math.nan, +1, 0.01, True, "no data"),
+])
+def test_labels(difference, direction, p, complete, label):
+    assert C.test_label(difference, direction, p, complete) == label
 
 
 @pytest.mark.parametrize("labels, verdict", [
     (["yes", "yes"], "reproduced"),
-    (["yes", "no"], "partly reproduced"),
-    (["partly", "contrary"], "partly reproduced"),
-    (["no", "contrary"], "contrary"),
-    (["no", "no"], "not reproduced"),
-    (["yes", "n/a"], "not enough data (on the cells with data: reproduced)"),
-    (["n/a"], "not enough data"),
+    (["yes", "not significant"], "partly reproduced"),
+    (["yes", "contrary"], "mixed"),  # a significant contrary test blocks "partly"
+    (["yes", "not significant", "contrary"], "mixed"),
+    (["not significant", "contrary"], "contrary"),
+    (["not significant", "not significant"], "not reproduced"),
+    (["yes", "no data"], "not enough data"),
+    (["contrary", "no data"], "not enough data"),
     ([], "not enough data"),
 ])
-def test_claim_verdicts(labels, verdict):
-    assert C.combine_claim(labels) == verdict
-
-
-@pytest.mark.parametrize("labels, cell", [
-    (["yes", "yes"], "yes"), (["yes", "partly"], "partly"), (["yes", "contrary"], "contrary"),
-    (["yes", "no"], "no"), (["partly", "n/a"], "n/a"),
-])
-def test_cell_labels(labels, cell):
-    assert C.combine_cell(labels) == cell
-
-
-@pytest.mark.parametrize("difference, direction, p, label", [
-    (-0.01, -1, 0.001, "yes"), (-0.01, -1, 0.2, "partly"), (0.01, -1, 0.001, "contrary"), (0.01, -1, 0.2, "no"),
-    (0.3, +1, 0.01, "yes"), (0.0, +1, 0.001, "no"), (math.nan, +1, 0.01, "n/a"),
-])
-def test_directional_labels(difference, direction, p, label):
-    assert C.directional_label(difference, direction, p) == label
+def test_verdicts(labels, verdict):
+    assert C.combine(labels) == verdict
 
 
 # ---------------------------------------------------------------- the claims on synthetic records
 
 SEEDS = range(10)
+WORSE = {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02, "test_loss": 0.2}
 
 
-def base_and(kind_numbers, site="current", seeds=SEEDS, dataset="mnist", base=None, **more):
+def base_and(kind_numbers, site="current", seeds=SEEDS, dataset="mnist", base=None, base_seeds=SEEDS, **more):
     """Base runs and runs of each kind with the given last-epoch numbers (plus a seed-dependent jitter)."""
     base = base or {}
     records = [make_record(dataset, "none", s, **{m: v + 1e-3 * s for m, v in
                                                  {"test_acc": 0.97, "train_loss": 0.01, "train_eval_loss": 0.01,
                                                   "test_loss": 0.10, "train_eval_acc": 0.99, **base}.items()})
-               for s in seeds]
+               for s in base_seeds]
     for kind, numbers in kind_numbers.items():
         records += [make_record(dataset, kind, s, site=site, **{m: v + 1e-3 * s for m, v in numbers.items()}, **more)
                     for s in seeds]
     return records
 
 
-def c1_labels(records, site="current"):
-    tests = C.c1_tests(R.runs_table(records), datasets=["mnist"], sites=[site])
-    return {(t.kind, t.metric): t.verdict for t in tests}
+def outcome(records, claim, site="current", dataset="mnist", role="primary"):
+    result = C.evaluate_claims(records)
+    return {(t.kind, t.metric): t for t in result.tests
+            if t.claim == claim and t.site == site and t.dataset == dataset and t.role == role}, result
 
 
 def test_c1_yes_when_dropout_lowers_accuracy_and_raises_loss_significantly():
-    worse = {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02, "test_loss": 0.2}
-    labels = c1_labels(base_and({"dropout": worse, "dropout2d": worse}))
-    assert set(labels.values()) == {"yes"}
-    tests = C.c1_tests(R.runs_table(base_and({"dropout": worse, "dropout2d": worse})), ["mnist"], ["current"])
-    assert all(t.p_holm < C.ALPHA and t.n_base == t.n_variant == 10 for t in tests)
+    tests, result = outcome(base_and({"dropout": WORSE, "dropout2d": WORSE}), "C1")
+    assert {t.label for t in tests.values()} == {"yes"}
+    assert all(t.n_base == t.n_variant == 10 and t.test == "welch" for t in tests.values())
+    assert result.verdict("C1", "current", "mnist") == "reproduced"
+    # CIFAR-10 has no runs: the claim over both datasets waits for them
+    assert result.verdict("C1", "current") == "not enough data"
 
 
-def test_c1_contrary_when_dropout_helps_and_partly_when_not_significant():
-    better = {"test_acc": 0.98, "train_loss": 0.05, "train_eval_loss": 0.01, "test_loss": 0.08}
-    labels = c1_labels(base_and({"dropout": better}))
-    assert labels["dropout", "test_acc"] == "contrary" and labels["dropout", "train_loss"] == "yes"
-    assert labels["dropout2d", "test_acc"] == "n/a"
-    # five seeds against five: the right direction, but the floor of the test cannot pass Holm
-    worse = {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02, "test_loss": 0.2}
-    five = c1_labels(base_and({"dropout": worse, "dropout2d": worse}, seeds=range(5)))
-    assert five["dropout", "test_acc"] == "partly"  # 2/252 * 8 tests > 0.05
+def test_c1_mixed_when_one_test_is_significantly_contrary():
+    better = {"test_acc": 0.98, "train_loss": 0.05}
+    tests, result = outcome(base_and({"dropout": better, "dropout2d": WORSE}), "C1")
+    assert tests["dropout", "test_acc"].label == "contrary" and tests["dropout", "train_loss"].label == "yes"
+    assert result.verdict("C1", "current", "mnist") == "mixed"
 
 
-def test_c1_no_when_the_difference_goes_the_other_way_without_significance():
-    rng = np.random.default_rng(0)
-    records = [make_record("mnist", "none", s, test_acc=0.97 + rng.normal(0, 0.01)) for s in range(5)]
-    records += [make_record("mnist", "dropout", s, test_acc=0.971 + rng.normal(0, 0.01), train_loss=0.05)
-                for s in range(5)]
-    test = next(t for t in C.c1_tests(R.runs_table(records), ["mnist"], ["current"])
-                if t.kind == "dropout" and t.metric == "test_acc")
-    assert test.difference > 0 and test.p_holm >= C.ALPHA and test.verdict == "no"
+def test_a_missing_seed_is_no_data_and_the_family_keeps_its_size():
+    records = base_and({"dropout": WORSE}) + base_and({"dropout2d": WORSE}, seeds=range(9), base_seeds=())
+    tests, result = outcome(records, "C1")
+    assert tests["dropout2d", "test_acc"].label == "no data"
+    assert tests["dropout2d", "test_acc"].missing == ["dropout2d: seed 9"]
+    assert tests["dropout", "test_acc"].label == "yes"
+    assert result.families["C1, current"] == 8
+    assert result.verdict("C1", "current", "mnist") == "not enough data"
+    # Holm over the planned 8 tests (4 of them without data count as p = 1), not over the 2 with data
+    dropout = [t for t in tests.values() if t.kind == "dropout"]
+    ranked = sorted(t.p for t in dropout)
+    assert min(t.p_holm for t in dropout) == pytest.approx(min(1.0, 8 * ranked[0]))
 
 
-def c2_labels(records, site="current"):
-    return {(t.kind, t.metric): t.verdict for t in C.c2_tests(R.runs_table(records), ["mnist"], [site])}
+def test_runs_beyond_the_planned_seeds_or_outside_the_study_settings_are_left_out():
+    records = base_and({"dropout": WORSE})
+    records += [make_record("mnist", "dropout", s, test_acc=0.99) for s in range(10, 20)]  # seeds not planned
+    records += [make_record("mnist", "dropout", s, val_size=0, test_acc=0.99) for s in range(10)]  # other split
+    records += [make_record("mnist", "dropout", s, epochs=3, test_acc=0.99) for s in range(10)]  # other budget
+    tests, _ = outcome(records, "C1")
+    assert tests["dropout", "test_acc"].n_variant == 10 and tests["dropout", "test_acc"].label == "yes"
 
 
-def test_c2_labels_fails_impaired_trains_and_better():
-    labels = c2_labels(base_and({"feature": {"test_acc": 0.12, "train_eval_acc": 0.11},
-                                 "feature_alpha": {"test_acc": 0.40, "train_eval_acc": 0.45},
-                                 "alpha": {"test_acc": 0.96, "train_eval_acc": 0.97}}))
-    assert labels["feature", "test_acc"] == "yes" and labels["feature_alpha", "test_acc"] == "partly"
-    assert labels["alpha", "test_acc"] == "no"
-    better = c2_labels(base_and({"alpha": {"test_acc": 0.99, "train_eval_acc": 0.995}}))
-    assert better["alpha", "test_acc"] == "contrary"
+def test_c1_on_the_input_spikes_counts_dropout_and_dropout2d_once():
+    result = C.evaluate_claims(base_and({"dropout": WORSE}, site="input"))
+    c1 = [t for t in result.primary("C1") if t.site == "input"]
+    assert result.families["C1, input"] == 4 == len(c1)
+    assert {t.kind for t in c1} == {"dropout"} and all(t.also == ("dropout2d",) for t in c1)
+    mnist = [t for t in c1 if t.dataset == "mnist"]
+    assert {t.label for t in mnist} == {"yes"}
+    assert "dropout = dropout2d on the input" in C.describe_test(mnist[0])
 
 
-def importance_records(kind_tau_noise: dict[str, float], control_noise: float, seeds=SEEDS):
+def test_c2_below_the_cut_off_is_yes_far_above_is_contrary():
+    records = base_and({"dropout2d": {"test_acc": 0.10, "train_eval_acc": 0.11},  # feature dropout's runs
+                        "feature_alpha": {"test_acc": 0.40, "train_eval_acc": 0.45},
+                        "alpha": {"test_acc": 0.1955, "train_eval_acc": 0.1955}})  # mean 20%
+    tests, result = outcome(records, "C2")
+    assert tests["feature", "test_acc"].label == "yes" and tests["feature", "test_acc"].test == "one_sample"
+    assert tests["feature", "test_acc"].also == () and tests["feature", "test_acc"].n_variant == 10
+    assert tests["feature_alpha", "test_acc"].label == "contrary"
+    assert tests["alpha", "test_acc"].label == "not significant"  # 20% +- 0.3: at the cut-off
+    assert result.verdict("C2", "current", "mnist", reading="feature dropout = zeroing") == "partly reproduced"
+    assert result.verdict("C2", "current", "mnist", reading="feature dropout = feature alpha dropout") == "contrary"
+
+
+def test_feature_dropout_takes_dropout2ds_runs_on_a_fully_connected_layer():
+    records = base_and({"dropout2d": {"test_acc": 0.5}, "feature": {"test_acc": 0.1}})
+    tests, _ = outcome(records, "C2")
+    assert tests["feature", "test_acc"].variant_mean == pytest.approx(0.5 + 4.5e-3)
+
+
+def importance_records(kind_noise: dict[str, float], control_noise: float, seeds=SEEDS):
     """Base runs with random importances; each kind's (and the control's) importances are the base's
     of the same seed plus noise of the given size (more noise: a more different ranking)."""
     rng = np.random.default_rng(1)
@@ -220,60 +275,45 @@ def importance_records(kind_tau_noise: dict[str, float], control_noise: float, s
         records.append(make_record("mnist", "none", s, importance=base.tolist(), silencing=base.tolist()))
         control = (base + rng.normal(0, control_noise, 40)).tolist()
         records.append(make_record("mnist", "none", 100 + s, init_seed=s, importance=control, silencing=control))
-        for kind, noise in kind_tau_noise.items():
+        for kind, noise in kind_noise.items():
             values = (base + rng.normal(0, noise, 40)).tolist()
             records.append(make_record("mnist", kind, s, importance=values, silencing=values))
     return records
 
 
-def test_c3_yes_no_and_contrary_against_the_control():
+def test_c3_paired_against_the_control():
     records = importance_records({"dropout": 1.0, "dropout2d": 0.1, "alpha": 0.001}, control_noise=0.1)
-    tests = C.c3_tests(R.runs_table(records), ["mnist"])
-    labels = {(t.kind, t.metric): t.verdict for t in tests}
-    assert labels["dropout", "hidden_importance"] == "yes"  # far less agreement than the control's
-    assert labels["dropout2d", "hidden_importance"] in ("no", "partly")  # the control's level
-    assert labels["alpha", "hidden_importance"] == "contrary"  # keeps the ranking better than the control
-    assert labels["feature", "hidden_importance"] == "n/a"
-    dropout = next(t for t in tests if t.kind == "dropout" and t.metric == "hidden_importance")
-    assert dropout.n_base == 10 and dropout.n_variant == 10 and dropout.difference < 0
-    assert dropout.detail["top_k_changed"] == 10
+    tests, _ = outcome(records, "C3")
+    assert tests["dropout", "kendall_tau"].label == "yes"  # far less agreement than the control's
+    assert tests["dropout", "kendall_tau"].test == "paired" and tests["dropout", "kendall_tau"].n_variant == 10
+    assert tests["dropout2d", "kendall_tau"].label == "not significant"  # the control's level
+    assert tests["alpha", "kendall_tau"].label == "contrary"  # keeps the ranking better than the control
+    assert tests["feature_alpha", "kendall_tau"].label == "no data"
+    assert tests["dropout2d", "kendall_tau"].also == ("feature",)
+    d = tests["dropout", "top10_overlap"]
+    assert d.detail["seeds"] == list(SEEDS) and len(d.detail["kind_values"]) == 10
+    assert d.difference == pytest.approx(np.mean(d.detail["kind_values"]) - np.mean(d.detail["control_values"]))
 
 
-def test_evaluate_claims_families_verdicts_and_json():
-    records = base_and({"dropout": {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02, "test_loss": 0.2},
-                        "dropout2d": {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02,
-                                      "test_loss": 0.2}})
-    result = C.evaluate_claims(records, datasets=["mnist"])
-    assert result.verdicts["C1, paper's metrics (training loss with dropout on, test accuracy), current"] == "reproduced"
-    assert result.verdicts["C1, paper's metrics (training loss with dropout on, test accuracy), hidden"] == \
-        "not enough data"
-    assert result.families["C1, current"] == 2 * 4  # one dataset here
+def test_claims_json_and_verdict_table():
+    result = C.evaluate_claims(base_and({"dropout": WORSE, "dropout2d": WORSE}))
     payload = result.to_json()
-    keys = {"claim", "dataset", "kind", "site", "mask", "metric", "n_base", "n_variant", "difference", "ci_low",
-            "ci_high", "p", "p_holm", "verdict"}
-    assert payload["cells"] and all(keys <= set(cell) for cell in payload["cells"])
+    keys = {"claim", "role", "dataset", "kind", "site", "metric", "n_base", "n_variant", "difference", "ci_low",
+            "ci_high", "p", "p_check", "p_holm", "label", "missing"}
+    assert payload["tests"] and all(keys <= set(t) for t in payload["tests"])
+    assert payload["families"]["C1, current"] == 8 and payload["power"]
     table = C.verdict_table(result)
-    assert table.splitlines()[0].startswith("| claim | reading | dropout site |")
-    assert "| C1 | paper's metrics (training loss with dropout on, test accuracy) | current | 2 | 4 of 8 | " \
-           "reproduced |" in table
-
-
-def test_runs_outside_the_study_settings_are_left_out():
-    worse = {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02, "test_loss": 0.2}
-    records = base_and({"dropout": worse})
-    records += [make_record("mnist", "dropout", s, val_size=0, test_acc=0.99) for s in range(10, 20)]  # other split
-    records += [make_record("mnist", "dropout", s, epochs=3, test_acc=0.99) for s in range(10, 20)]  # other budget
-    test = next(t for t in C.c1_tests(R.runs_table(records), ["mnist"], ["current"])
-                if t.kind == "dropout" and t.metric == "test_acc")
-    assert test.n_variant == 10 and test.verdict == "yes"
+    assert table.splitlines()[0] == ("| claim | reading | dropout site | primary tests | verdict | MNIST alone | "
+                                     "CIFAR-10 alone |")
+    assert "| C1 | the paper's metrics | current | 8 | not enough data | reproduced | not enough data |" in table
 
 
 def test_describe_test_in_one_sentence():
-    worse = {"test_acc": 0.95, "train_loss": 0.05, "train_eval_loss": 0.02, "test_loss": 0.2}
-    tests = C.c1_tests(R.runs_table(base_and({"dropout": worse, "dropout2d": worse})), ["mnist"], ["current"])
-    acc = next(t for t in tests if t.kind == "dropout" and t.metric == "test_acc")
-    text = C.describe_test(acc)
-    assert text.startswith("MNIST, dropout on the current, test accuracy: -2.00 points [")
-    assert text.endswith("(10 vs 10 seeds, p = 1.1e-05, Holm 8.7e-05): yes")  # 8 tests with the floor p
-    loss = next(t for t in tests if t.kind == "dropout" and t.metric == "train_loss")
-    assert "training loss (dropout on): +0.0400 [" in C.describe_test(loss)
+    tests, _ = outcome(base_and({"dropout": WORSE, "dropout2d": WORSE}), "C1")
+    text = C.describe_test(tests["dropout", "test_acc"])
+    assert text.startswith("C1, MNIST, dropout on the current, test accuracy: -2.00 points [")
+    assert "(10 vs 10 seeds, Welch's t-test p = " in text and text.endswith("): yes")
+    assert "training loss (dropout on): +0.0400 [" in C.describe_test(tests["dropout", "train_loss"])
+    waiting, _ = outcome(base_and({"dropout": WORSE}, seeds=range(3)), "C1")
+    assert C.describe_test(waiting["dropout", "test_acc"]).endswith(
+        "test accuracy: no data (waiting for dropout: seeds 3, 4, 5, 6, 7, 8, 9)")

@@ -308,12 +308,14 @@ def test_claims_prints_the_verdict_table_and_writes_json_once(cli, tmp_path):
     proc = cli("claims", str(tmp_path / "results"), "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("| claim | reading | dropout site |")
-    assert "| C1 | paper's metrics (training loss with dropout on, test accuracy) | current |" in proc.stdout
+    assert "| C1 | the paper's metrics | current | 8 | not enough data |" in proc.stdout
     written = json.loads(out.read_text())
-    assert written["records"] == 10 and written["verdicts"] and written["cells"]
-    c1 = [c for c in written["cells"] if c["claim"] == "C1" and c["kind"] == "dropout" and c["site"] == "current"
+    assert written["records"] == 10 and written["verdicts"] and written["tests"]
+    c1 = [c for c in written["tests"] if c["claim"] == "C1" and c["kind"] == "dropout" and c["site"] == "current"
           and c["dataset"] == "mnist" and c["metric"] == "test_acc"]
+    # five of the ten planned seeds a side: the difference is shown, the test waits for its data
     assert len(c1) == 1 and c1[0]["n_base"] == c1[0]["n_variant"] == 5 and c1[0]["difference"] < 0
+    assert c1[0]["label"] == "no data" and c1[0]["missing"]
     before = out.read_text()
     assert_one_error_line(cli("claims", str(tmp_path / "results"), "--json", str(out)))
     assert out.read_text() == before

@@ -11,8 +11,8 @@ from snnlib import records as R
 
 def test_two_sided_labels():
     assert F.two_sided_label(0.01, 0.001) == "higher" and F.two_sided_label(-0.01, 0.001) == "lower"
-    assert F.two_sided_label(-0.01, 0.2) == "no significant difference"
-    assert F.two_sided_label(float("nan"), 0.01) == "n/a"
+    assert F.two_sided_label(-0.01, 0.2) == "not significant"
+    assert F.two_sided_label(float("nan"), 0.01) == "no data"
 
 
 def test_mask_tests_take_dropout2d_as_the_per_sample_cell_at_the_paper_rate():
@@ -24,8 +24,8 @@ def test_mask_tests_take_dropout2d_as_the_per_sample_cell_at_the_paper_rate():
     tests = F.mask_tests(R.runs_table(records), ["mnist"], rates=(0.1, 0.5), metrics=("test_acc",))
     at = {t.detail["p"]: t for t in tests}
     assert at[0.5].n_base == at[0.5].n_variant == 5 and at[0.5].difference == pytest.approx(0.008)
-    assert at[0.5].verdict == "higher"  # the only test with data in its family: 2/252 < 0.05
-    assert at[0.1].verdict == "n/a"  # no per-step runs at 0.1
+    assert at[0.5].label == "higher"  # Welch, Holm over the planned 2 tests
+    assert at[0.1].label == "no data"  # no per-step runs at 0.1
 
 
 def test_rate_and_budget_tests_compare_with_the_base_of_the_same_budget():
@@ -33,9 +33,9 @@ def test_rate_and_budget_tests_compare_with_the_base_of_the_same_budget():
     records += [make_record("cifar10", "dropout", s, epochs=60, test_acc=0.47 + 0.001 * s) for s in range(10)]
     records += [make_record("cifar10", "none", s, test_acc=0.10) for s in range(10)]  # 20 epochs: not the reference
     tests = F.budget_tests(R.runs_table(records), kinds=("dropout",), metrics=("test_acc",))
-    assert len(tests) == 1 and tests[0].verdict == "higher" and tests[0].difference == pytest.approx(0.02)
+    assert len(tests) == 1 and tests[0].label == "higher" and tests[0].difference == pytest.approx(0.02)
     rates = F.rate_tests(R.runs_table(records), ["cifar10"])
-    assert all(t.verdict == "n/a" for t in rates) and len(rates) == 4 * 2
+    assert all(t.label == "no data" for t in rates) and len(rates) == 4 * 2
 
 
 def test_tuning_check_finds_the_setting_each_split_would_choose():

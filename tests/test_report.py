@@ -52,8 +52,8 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
     text = report.study_report(results, grids)
     assert "| paper | 6 | 6 |" in text and "| all | 6 | 6 |" in text
     assert "| MNIST | dropout | 0.5 | per step | current | 20 | 3 | 97.50 ± 0.10 |" in text
-    assert "| C1 | paper's metrics (training loss with dropout on, test accuracy) | current |" in text
-    assert "- MNIST, dropout on the current, test accuracy: +0.40 points" in text
+    assert "| C1 | the paper's metrics | current | 8 | not enough data |" in text
+    assert "- C1, MNIST, dropout on the current, test accuracy: no data (waiting for dropout: seeds 3, " in text
     assert "Uncertainty" not in text  # no evaluation under results
     assert "| paper | MNIST | 6 |" in text
 
