@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# Runs every grid of the study, in the order that answers the main questions first:
-# the paper grid, the C3 control and the seeds that the multiple-testing correction needs
-# at the paper's site, the tuning check, the two other dropout sites, the rates and the
-# CIFAR-10 budget, the seeds of the other sites, and last the dense (slowest) cells. Resumable: run it again after an interruption; finished
-# runs are skipped. Usage: scripts/run_study.sh [RESULTS_DIR] [JOBS]   (defaults: results 2)
-set -euo pipefail
+# Runs every grid of the study, in the order that decides the open verdicts first: the dropout kinds on
+# the hidden and the input spikes (the dense per-step alpha dropout on the input first: the longest runs,
+# so that nothing long is left for the end), then the seeds of C1 on those sites, the paper grid's seeds
+# 5-9, the rates, the 60-epoch budget and the base runs of the uncertainty ensembles. The paper grid, the
+# C3 control and the tuning runs come first for a fresh results folder (finished runs are skipped).
+#
+# JOBS runners go through the same list side by side, one thread each: a runner leaves a configuration
+# that another is training to it (``busy``) and takes the next. Resumable: run it again after an
+# interruption; a stop loses at most the epoch in flight. glibc's allocator settings and one thread per run
+# are set by the runner (snnlib.system.ALLOCATOR_ENV).
+# Usage: scripts/run_study.sh [RESULTS_DIR] [JOBS]   (defaults: results 2)
+set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:-results}
 JOBS=${2:-2}
 PY=${PYTHON:-.venv/bin/python}
-GRIDS=(paper control paper_seeds tuning sites rates budget sites_seeds sites_dense)
-status=0
-for grid in "${GRIDS[@]}"; do
-  "$PY" -m snnlib.runner "grids/$grid.json" --jobs "$JOBS" --results "$RESULTS" || status=$?
-  [ "$status" -eq 130 ] && exit 130
+GRIDS=(paper control tuning sites_dense sites sites_seeds paper_seeds rates budget ensembles)
+
+one_runner() {
+  local status=0
+  for grid in "${GRIDS[@]}"; do
+    "$PY" -m snnlib.runner "grids/$grid.json" --jobs 1 --threads 1 --results "$RESULTS" || status=$?
+    [ "$status" -eq 130 ] && return 130
+  done
+  return "$status"
+}
+
+pids=()
+trap 'trap - INT TERM; kill -TERM 0; wait; exit 130' INT TERM
+for ((j = 1; j <= JOBS; j++)); do
+  one_runner > >(sed -u "s/^/[runner $j] /") 2>&1 &
+  pids+=($!)
+  sleep 20  # the first runner takes its first configuration before the next one looks
 done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 exit "$status"

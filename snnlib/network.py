@@ -112,8 +112,25 @@ class NetworkOutput:
     input_spikes: int  # number of input spikes in the batch (before any dropout)
 
 
+def kept_order(order: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The row-wise order of the inputs after dropout, from the dataset's precomputed ``order``
+    (a stable argsort of the times) and the ``(N, I)`` mask ``keep``, without a sort.
+
+    A stable partition of each row of ``order``: the kept inputs first, in their order (which is
+    the stable argsort's for every input that still fires), then the dropped ones. A dropped input
+    no longer fires, so it only lands in the silent bag past the window, whose order changes no sum
+    that is used: :func:`snnlib.functional.events_from_times` gives the same events as with a sort.
+    About 4x faster than the sort for a CIFAR-10 batch.
+    """
+    kept_in_order = keep.gather(1, order.long())
+    first = kept_in_order.long().cumsum(1).sub_(1)
+    n_kept = first[:, -1:] + 1
+    dest = torch.where(kept_in_order, first, (~kept_in_order).long().cumsum(1).add_(n_kept - 1))
+    return torch.empty_like(order).scatter_(1, dest, order)
+
+
 def input_dropout_current(layer: SRMLayer, times: torch.Tensor, dropout: SpikeDropout,
-                          T: int) -> torch.Tensor:
+                          T: int, order: torch.Tensor | None = None) -> torch.Tensor:
     """Eq 3 with training-mode dropout on the input spikes given as first-spike times ``(N, I)``.
 
     Each input fires at most once, so the kinds reduce to three cheap exact forms:
@@ -131,7 +148,9 @@ def input_dropout_current(layer: SRMLayer, times: torch.Tensor, dropout: SpikeDr
     * per-step ``alpha``: every entry of the ``(T, N, I)`` raster becomes non-zero at every
       step, so the event form has nothing to save: one dense product (eq 3 as a matrix).
 
-    The same numbers as eq 3 on the dropped-out raster (tested against the dense form).
+    The same numbers as eq 3 on the dropped-out raster (tested against the dense form). ``order``
+    (optional): the dataset's row-wise argsort of ``times``; the event lists of the kept spikes then
+    need no sort (:func:`kept_order`).
     """
     N, n_in = times.shape
     kind, p = dropout.kind, dropout.p
@@ -139,7 +158,8 @@ def input_dropout_current(layer: SRMLayer, times: torch.Tensor, dropout: SpikeDr
     if kind not in ALPHA_KINDS:
         keep = keep_mask((N, n_in), p, times.device).bool()
         kept = times.masked_fill(~keep, NO_SPIKE)
-        return layer.current(SF.events_from_times(kept, T)) / (1.0 - p)
+        kept_events = SF.events_from_times(kept, T, None if order is None else kept_order(order, keep))
+        return layer.current(kept_events) / (1.0 - p)
     if kind == "alpha" and not dropout.time_consistent:
         raster = times_to_raster(times, T).to(weight.dtype)
         keep = keep_mask(tuple(raster.shape), p, times.device, weight.dtype)
@@ -147,7 +167,8 @@ def input_dropout_current(layer: SRMLayer, times: torch.Tensor, dropout: SpikeDr
     a, b = alpha_affine(p)
     keep = keep_mask((N, n_in), p, times.device, weight.dtype)
     kept = times.masked_fill(keep == 0, NO_SPIKE)
-    current = layer.current(SF.events_from_times(kept, T)) * a
+    kept_events = SF.events_from_times(kept, T, None if order is None else kept_order(order, keep.bool()))
+    current = layer.current(kept_events) * a
     constant = (a * ALPHA_PRIME) * (1.0 - keep) + b  # (N, I): a silent or dropped input's value
     K, _, C = weight.shape
     per_delay = (constant @ weight.permute(1, 0, 2).reshape(n_in, K * C)).view(N, K, C)
@@ -182,7 +203,7 @@ class SRMNetwork(nn.Module):
         if x.dtype == torch.uint8:
             spikes = int((x < T).sum())
             if self._dropping("input"):
-                return input_dropout_current(self.hidden, x, self.dropout, T), spikes
+                return input_dropout_current(self.hidden, x, self.dropout, T, order), spikes
             return self.hidden.current(SF.events_from_times(x, T, order)), spikes
         spikes = int((x != 0).sum())
         if self._dropping("input"):

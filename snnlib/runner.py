@@ -71,15 +71,17 @@ and the list of failures come last. ``--dry-run`` lists every configuration with
 finished, diverged, invalid, foreign: a folder that holds another run) and runs nothing.
 
 Each run holds a lock on its folder while it trains (:func:`snnlib.system.folder_lock`), so two runners
-on one results folder cannot write the same run: the second one's configuration fails at once with "another
-process is writing ...". Ctrl-C or SIGTERM shut the kernels down cleanly. When the runner is killed (even
+on one results folder cannot write the same run: a runner that reaches a configuration another process is
+training leaves it to that process (``busy``, not a failure) and goes on with the next, so two runners
+with ``--jobs 1`` each can work through the same grid files side by side (``scripts/run_study.sh``).
+Ctrl-C or SIGTERM shut the kernels down cleanly. When the runner is killed (even
 with SIGKILL), each child notices within a second that its parent is gone, kills its kernel and exits, so
 the runner can be restarted at once. With ``--scheduler``, configurations already started keep running on
 the cluster.
 
-Exit status: 0 when every configuration is finished; 1 when some failed (all listed at the end), or, with
-``--dry-run``, when some configuration is invalid, foreign or diverged; 2 for a bad grid file or bad options; 130 when
-interrupted (run the same command again to resume).
+Exit status: 0 when every configuration is finished (or busy in another process); 1 when some failed (all
+listed at the end), or, with ``--dry-run``, when some configuration is invalid, foreign or diverged; 2 for a
+bad grid file or bad options; 130 when interrupted (run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from .system import assign_devices, parse_device
+from .system import allocator_env, assign_devices, folder_busy, parse_device
 from .training import RunConfig, config_difference, divergence
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -328,7 +330,7 @@ def run_notebook(notebook: str | Path, output: str | Path, parameters: dict, *, 
     """
     task = {"notebook": str(Path(notebook).resolve()), "output": str(Path(output).resolve()),
             "parameters": parameters, "kernel": kernel, "cwd": None if cwd is None else str(Path(cwd).resolve())}
-    env = dict(os.environ)
+    env = allocator_env(dict(os.environ))
     if threads:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     # started from the project so that ``-m snnlib`` is this checkout, installed or not
@@ -457,6 +459,9 @@ def execute(task: dict) -> dict:
     result = {"name": task["name"], "out": str(out), "notebook": str(output_nb), "status": "failed",
               "device": task["params"].get("device")}
     try:
+        if folder_busy(out):  # another runner on the same results folder is training it
+            result.update(status="busy")
+            return result
         out.mkdir(parents=True, exist_ok=True)
         threads = task.get("threads") or _dask_threads(task.get("host_slots"))
         result["threads"] = threads
@@ -636,7 +641,7 @@ class _Report:
 
     def __init__(self, total: int):
         self.total, self.width, self.position = total, len(str(total)), 0
-        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.counts = {"done": 0, "skipped": 0, "busy": 0, "failed": 0}
         self.failures: list[tuple[str, str]] = []
 
     def line(self, status: str, rel: str, detail: str) -> None:
@@ -662,6 +667,8 @@ class _Report:
             if task["resumed_after"]:
                 detail += f"  (resumed after epoch {task['resumed_after']})"
             self.line("done", task["name"], detail)
+        elif result["status"] == "busy":
+            self.line("busy", task["name"], "another process is training it (left to that process)")
         else:
             self.line("failed", task["name"], result.get("error", "unknown error"))
 
@@ -694,7 +701,8 @@ def _execute(args: argparse.Namespace, tasks: list[dict], jobs: int, report: _Re
 def _summarise(grid: dict, report: _Report, elapsed: float) -> int:
     """The closing lines (counts, then every failure); exit status 1 if any configuration failed."""
     counts = report.counts
-    print(f"grid {grid['name']}: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed, "
+    busy = f"{counts['busy']} busy (another process trains them), " if counts["busy"] else ""
+    print(f"grid {grid['name']}: {counts['done']} done, {counts['skipped']} skipped, {busy}{counts['failed']} failed, "
           f"of {report.total} configurations in {elapsed:.1f} s", flush=True)
     if not report.failures:
         return 0

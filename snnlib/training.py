@@ -303,10 +303,16 @@ class RunData:
 
 def load_run_data(config: RunConfig, device: torch.device) -> RunData:
     """The splits of ``config``: the validation part is the last ``val_size`` training samples."""
-    (train_images, train_labels), val = D.split_validation(*D.load(config.dataset, "train"), config.val_size)
-    train = D.encode(*D.subset(train_images, train_labels, config.train_subset), config.t_enc, device)
-    test = D.encode(*D.subset(*D.load(config.dataset, "test"), config.test_subset), config.t_enc, device)
-    val_set = D.encode(*val, config.t_enc, device) if config.val_size else None
+    # the parts are row ranges of the whole splits, encoded once per dataset (data.encoded)
+    full_train = D.encoded(config.dataset, "train", config.t_enc, device)
+    full_test = D.encoded(config.dataset, "test", config.t_enc, device)
+    labels = full_train.labels.cpu().numpy()
+    (_, train_labels), (_, val_labels) = D.split_validation(labels, labels, config.val_size)
+    n_train = len(D.subset(train_labels, train_labels, config.train_subset)[1])
+    n_test = len(D.subset(*(full_test.labels.cpu().numpy(),) * 2, config.test_subset)[1])
+    train = full_train.rows(0, n_train)
+    test = full_test.rows(0, n_test)
+    val_set = full_train.rows(len(train_labels), len(labels)) if config.val_size else None
     return RunData(train, train.head(min(TRAIN_EVAL_SAMPLES, len(train))), val_set, test)
 
 

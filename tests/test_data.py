@@ -267,3 +267,27 @@ def test_subset_takes_the_first_samples(real_arrays):
     images, labels = real_arrays["mnist", "test"]
     sub_images, sub_labels = D.subset(images, labels, 5)
     assert np.array_equal(sub_images, images[:5]) and sub_labels.tolist() == FIRST_LABELS["mnist", "test"][:5]
+
+
+def test_encoded_splits_are_cached_checked_and_equal_to_encoding_the_part(tmp_path, real_data_dir, monkeypatch):
+    """The cache of encoded splits: the same rows as encoding a part, written once, and a damaged cache
+    file is encoded again rather than used."""
+    for name in (f"mnist_{split}_{part}.npy" for split in ("train", "test") for part in ("images", "labels")):
+        (tmp_path / name).symlink_to(real_data_dir / name)
+    monkeypatch.setenv("SNNLIB_DATA", str(tmp_path))
+    whole = D.encoded("mnist", "test", 12)
+    images, labels = D.load("mnist", "test")
+    part = D.encode(images[100:300], labels[100:300], 12)
+    rows = whole.rows(100, 300)
+    assert torch.equal(rows.times, part.times) and torch.equal(rows.order, part.order)
+    assert torch.equal(rows.labels, part.labels)
+    times_file = tmp_path / "encoded" / "mnist_test_tenc12_times.npy"
+    assert times_file.exists()
+    again = D.encoded("mnist", "test", 12)  # from the cache
+    assert torch.equal(again.times, whole.times) and torch.equal(again.order, whole.order)
+    damaged = np.load(times_file)
+    damaged[5, 5] ^= 1
+    np.save(times_file, damaged)
+    checked = D.encoded("mnist", "test", 12)
+    assert torch.equal(checked.times, whole.times)  # encoded again, not the damaged file
+    assert np.array_equal(np.load(times_file), whole.times.numpy())  # and the cache repaired

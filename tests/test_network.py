@@ -69,6 +69,41 @@ def test_input_dropout_current_weight_gradient_matches_the_dense_form(kind):
     torch.testing.assert_close(fast, net.hidden.weight_events.grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["dropout", "feature_alpha"])
+@pytest.mark.parametrize("silent, p", [(0.5, 0.5), (0.02, 0.5), (0.02, 0.1)])  # 0.1: the grid keeps its silent bag
+def test_the_precomputed_order_gives_the_same_current_and_gradient_bit_for_bit(kind, silent, p):
+    """The dataset's order, filtered by the mask (kept_order), instead of a sort of every batch."""
+    T, N, n_in = 16, 7, 60
+    net = SRMNetwork(NetworkConfig(in_features=n_in, hidden=9, T=T, K=3, delay_spread=2, dropout=kind, p=p,
+                                   site="input"))
+    times = random_times(N, n_in, T, silent)
+    order = torch.sort(times, dim=1, stable=True).indices.int()
+    upstream = torch.randn(T, N, 9)
+    results = []
+    for given in (None, order):
+        torch.manual_seed(3)
+        net.hidden.weight_events.grad = None
+        current = input_dropout_current(net.hidden, times, net.dropout, T, given)
+        (current * upstream).sum().backward()
+        results.append((current.detach().clone(), net.hidden.weight_events.grad.clone()))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_kept_order_is_the_stable_sort_for_every_spike_that_still_fires():
+    from snnlib.kernels import NO_SPIKE
+    from snnlib.network import kept_order
+
+    times = random_times(5, 40, 16, silent=0.3)
+    keep = torch.rand(5, 40) > 0.5
+    order = kept_order(torch.sort(times, dim=1, stable=True).indices.int(), keep)
+    kept = times.masked_fill(~keep, NO_SPIKE)
+    expected = torch.sort(kept, dim=1, stable=True).indices.int()
+    for n in range(5):
+        fired = int((kept[n] < 16).sum())
+        assert torch.equal(order[n, :fired], expected[n, :fired])
+        assert sorted(order[n].tolist()) == list(range(40))
+
+
 def test_input_dropout_zeroing_kinds_drop_each_spike_with_probability_p():
     """Each input fires once, so every zeroing kind keeps a spike with probability 1 - p."""
     T, N, n_in, p = 16, 400, 50, 0.3

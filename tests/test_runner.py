@@ -143,6 +143,23 @@ def test_parameters_of_every_type_reach_the_notebook_unchanged(tmp_path):
     assert json.loads((tmp_path / "seen.json").read_text()) == {k: repr(v) for k, v in PARAMETERS.items()}
 
 
+def test_the_kernel_runs_with_the_allocator_settings_and_one_thread(tmp_path, monkeypatch):
+    """glibc reads its allocator settings at start: the runner puts them into the kernel's environment."""
+    from snnlib.system import ALLOCATOR_ENV, allocator_env
+
+    for key in ALLOCATOR_ENV:
+        monkeypatch.delenv(key, raising=False)
+    nbformat, nb = new_notebook()
+    keys = [*ALLOCATOR_ENV, "OMP_NUM_THREADS"]
+    nb.cells = [nbformat.v4.new_code_cell(f"import json, os\njson.dump({{k: os.environ.get(k) for k in {keys!r}}}, "
+                                          "open('env.json', 'w'))")]
+    nbformat.write(nb, tmp_path / "env.ipynb")
+    status, stderr = runner.run_notebook(tmp_path / "env.ipynb", tmp_path / "out.ipynb", {}, cwd=tmp_path, threads=1)
+    assert status == 0, stderr
+    assert json.loads((tmp_path / "env.json").read_text()) == {**ALLOCATOR_ENV, "OMP_NUM_THREADS": "1"}
+    assert allocator_env({"MALLOC_TRIM_THRESHOLD_": "1"})["MALLOC_TRIM_THRESHOLD_"] == "1"  # the user's value wins
+
+
 def test_a_failing_notebook_names_its_error(tmp_path):
     nbformat, nb = new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("raise ValueError('no such subset')")]
@@ -315,6 +332,20 @@ def test_smoke_grid_with_two_jobs(smoke_results):
     # --jobs 2 shares the cores: each run's torch got cores // 2 threads
     nb = json.loads((results / "smoke" / rels(grid)[0] / "experiment.ipynb").read_text())
     assert nb["metadata"]["papermill"]["parameters"]["threads"] == max(1, CORES // 2)
+
+
+def test_a_run_another_process_trains_is_left_to_it(tmp_path, real_data_dir):
+    """Two runners on one results folder: a configuration whose folder is locked is busy, not failed."""
+    from snnlib.system import folder_lock
+
+    grid = runner.load_grid(SMOKE)
+    busy = tmp_path / "results" / "smoke" / rels(grid)[0]
+    busy.mkdir(parents=True)
+    with folder_lock(busy):
+        proc = run_runner(SMOKE, "--results", tmp_path / "results", "--jobs", 1, "--device", "cpu", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 done, 0 skipped, 1 busy (another process trains them), 0 failed" in proc.stdout
+    assert not (busy / "metrics.json").exists()
 
 
 def test_finished_runs_are_skipped_without_a_kernel(smoke_results):
