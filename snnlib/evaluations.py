@@ -5,9 +5,13 @@ tables and tests: what the uncertainty chapter and the README state comes from h
   tidy table, one row per evaluation, method and data set, with the metrics and the cost.
 - :func:`method_summary` gives mean, standard deviation and n per cell and method on one set (or the
   mean over a family of sets, e.g. every shift).
-- :func:`uncertainty_tests` compares each dropout cell's sampling methods with the base network's
-  deterministic and temperature-scaled predictions over seeds (Holm within each dataset and metric),
-  :func:`mask_tests` the per-step and the per-sample mask as samplers.
+- :func:`method_values` gives the primary metrics of the pre-registered verdict per evaluation and
+  method (MC dropout at the ensemble's cost and at 50 passes); :func:`verdict_tests` tests each dropout
+  kind's rows against the base network's deterministic, temperature-scaled and ensembled predictions
+  (the rules of :mod:`snnlib.preregistration`), :func:`verdict_matrix` turns them into the method x
+  metric matrix with a verdict per row, :func:`sampling_tests` says what part of a gain comes from
+  sampling, and :func:`spike_count_auroc` is the out-of-distribution detector that needs no network;
+  :func:`mask_tests` compares the per-step and the per-sample mask as samplers.
 - :func:`curve` gives a metric against the number of MC passes; :func:`shift_curve` against the
   severity of a shift; :func:`reliability` pools the reliability diagrams of a cell.
 """
@@ -24,9 +28,13 @@ import numpy as np
 import pandas as pd
 
 from . import analysis
+from . import claims as C
+from . import data as D
+from . import preregistration as P
 from . import records as R
-from .claims import ALPHA, Test, apply_holm, welch_test
+from .claims import Test, apply_holm, welch_test
 from .findings import two_sided_label
+from .kernels import NO_SPIKE
 from .training import RunConfig
 
 METRICS = ("accuracy", "nll", "brier", "ece", "mean_confidence", "mean_entropy", "mean_mutual_information")
@@ -182,35 +190,6 @@ def _label(tests: list[Test]) -> list[Test]:
     return tests
 
 
-def uncertainty_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS,
-                      kinds: Sequence[str] = DROPOUT_KINDS,
-                      methods: Sequence[str] = SAMPLING_METHODS,
-                      references: Sequence[str] = ("deterministic", "temperature"),
-                      metrics: Sequence[tuple[str, str]] = (("test", "nll"), ("test", "ece"), ("shift", "nll"),
-                                                            ("shift", "ece"), ("ood", "auroc_max_prob"))
-                      ) -> list[Test]:
-    """Each dropout kind's sampling methods (p = 0.5, a new mask every step, on the current) against
-    the base network's reference methods, over seeds, for each (set, metric) of ``metrics``: NLL and
-    ECE on the test set and on the shifts (mean over the shift sets), and the AUROC of telling the
-    out-of-distribution set from the test set by the maximum probability. ``difference`` is the
-    kind's mean minus the base's; the label is *better* or *worse* (significant after Holm within
-    the dataset and (set, metric): ``len(kinds) x len(methods) x len(references)`` tests) or *no
-    significant difference*. ``metric`` reads ``set:metric``."""
-    tests = []
-    for dataset in datasets:
-        for sets, metric in metrics:
-            rows = of_sets(table[table["dataset"] == dataset], sets)
-            for reference in references:
-                base = _values(rows, metric, variant="none", method=reference)
-                for kind in kinds:
-                    for method in methods:
-                        variant = _values(rows, metric, variant=kind, method=method, **paper_cell(kind))
-                        t = welch_test("uncertainty", f"{dataset}, {sets}:{metric}", dataset, kind, "current",
-                                      metric, base, variant, method=method, baseline=reference, sets=sets)
-                        tests.append(t)
-    return _label(tests)
-
-
 def mask_tests(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS, rates: Sequence[float] = (0.1, 0.2, 0.3),
                metrics: Sequence[tuple[str, str]] = (("test", "nll"), ("test", "ece"), ("ood", "auroc_max_prob"))
                ) -> list[Test]:
@@ -312,84 +291,243 @@ def coverage_curve(evaluations: Iterable[dict], method: str, set_name: str = "te
     return pd.DataFrame(rows, columns=["coverage", "mean", "std", "runs"])
 
 
-VERDICT_METRICS = (("test", "nll"), ("test", "ece"), ("shift", "nll"), ("shift", "ece"), ("ood", "auroc_max_prob"))
+# ---------------------------------------------------------------- the pre-registered verdict
+
+PRIMARY_NAMES = {"test_nll": "test NLL", "test_ece": "test ECE", "ood_auroc": "OOD AUROC",
+                 "mild_nll": "mild-shift NLL", "mild_ece": "mild-shift ECE"}
+# the columns of method_values for preregistration.UNCERTAINTY_PRIMARY_METRICS, and their better side
+PRIMARY_COLUMNS = {("test", "nll"): "test_nll", ("test", "ece"): "test_ece", ("ood", "auroc_max_prob"): "ood_auroc",
+                   ("mild_shift", "nll"): "mild_nll", ("mild_shift", "ece"): "mild_ece"}
+PRIMARY_BETTER = {"test_nll": -1, "test_ece": -1, "ood_auroc": +1, "mild_nll": -1, "mild_ece": -1}
+ROW_VERDICTS = ("better", "worse", "mixed", "no clear difference", "not enough data")
 
 
-def _test_name(t: Test) -> str:
-    return (f"{R.KIND_NAMES.get(t.kind, t.kind)}, {METHOD_NAMES[t.detail['method']]}: "
-            f"{t.detail['sets']} {METRIC_NAMES[t.metric]}")
+def _primary_numbers(ev: dict, numbers_of) -> dict[str, float]:
+    """The primary metrics of one method of an evaluation; ``numbers_of(set_name)`` gives that set's
+    numbers (``nll``, ``ece``, ``auroc_vs_test``) for the method."""
+    dataset = _cell(ev)["dataset"]
+    ood = next((name for name, info in ev["sets"].items() if info.get("kind") == "ood"), None)
+    mild = [name for name in P.MILD_SHIFT_SETS[dataset] if name in ev["sets"]]
+    test = numbers_of("test")
+    out = {"test_nll": _none(test.get("nll")), "test_ece": _none(test.get("ece")),
+           "test_accuracy": _none(test.get("accuracy")),
+           "ood_auroc": _none(numbers_of(ood).get("auroc_vs_test", {}).get("max_prob")) if ood else math.nan}
+    for metric in ("nll", "ece"):
+        values = [_none(numbers_of(name).get(metric)) for name in mild]
+        out[f"mild_{metric}"] = float(np.mean(values)) if len(mild) == len(P.MILD_SHIFT_SETS[dataset]) else math.nan
+    return out
 
 
-def verdicts(table: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -> pd.DataFrame:
-    """The chapter's verdict, one row per dataset and baseline: does any dropout kind's MC dropout or
-    single pass give better-calibrated or more useful uncertainty than the base network's
-    deterministic prediction, its temperature-scaled prediction, and the ensemble of base runs?
+def _at_passes(curve: dict, n: int) -> dict:
+    """The numbers of a set's MC-dropout curve at ``n`` passes (the mean of the first n)."""
+    if n not in curve.get("n", []):
+        return {}
+    i = curve["n"].index(n)
+    out = {k: v[i] for k, v in curve.items() if isinstance(v, list) and k != "n"}
+    out["auroc_vs_test"] = {k: v[i] for k, v in curve.get("auroc_vs_test", {}).items()}
+    return out
 
-    Rule, for the deterministic and the temperature-scaled baselines (:func:`uncertainty_tests`, Holm
-    within the dataset and metric): *yes* when at least one (kind, method, metric) is *better*, with the
-    list of them and of the ones that are *worse*; *not enough data* when none is better and some test
-    lacks two runs on a side; *not enough seeds* when no test could have been significant (the smallest
-    permutation p of its group sizes times its family's size, Holm's first step, is not below
-    :data:`~snnlib.claims.ALPHA`); *no* otherwise. The ensemble has one value per five base runs, so it is
-    not tested: the row lists the (kind, method, metric) whose mean over seeds beats the ensembles'
-    mean (*better in the mean, untested*), or says that none does. ``interval_better`` and
-    ``interval_worse`` count the tests whose 95% Welch interval alone (uncorrected) lies on the better
-    or the worse side: where the seeds are too few for Holm, they show which way the evidence leans."""
-    tests = uncertainty_tests(table, datasets, metrics=VERDICT_METRICS)
+
+def method_values(evaluations: Iterable[dict]) -> pd.DataFrame:
+    """One row per evaluation and method (MC dropout twice: at the ensemble's cost,
+    :data:`~snnlib.preregistration.MATCHED_PASSES` passes, from its curve, and at its full passes): the
+    cell, ``seed`` (an ensemble: NaN, and ``members`` its seeds), ``method``, ``passes`` and the primary
+    metrics of the verdict (:data:`PRIMARY_NAMES`: test NLL and ECE, OOD AUROC by the maximum
+    probability, NLL and ECE averaged over the mild shifts) with the test accuracy."""
     rows = []
+    for ev in evaluations:
+        cell = _cell(ev)
+        ensemble = ev.get("kind") == "ensemble"
+        members = tuple(sorted(int(m["seed"]) for m in ev.get("members", []))) if ensemble else None
+        keys = {**cell, "epochs": RunConfig.from_dict(ev["config"]).epochs,
+                "seed": math.nan if ensemble else int(ev["config"]["seed"]), "members": members,
+                "path": ev.get("path")}
+        for method, entry in ev["methods"].items():
+            results = entry["results"]
+            passes = entry.get("passes") or entry.get("cost", {}).get("forward_passes") or 1
+            rows.append({**keys, "method": method, "passes": int(passes),
+                         **_primary_numbers(ev, lambda name, results=results: results.get(name) or {})})
+            if method == "mc_dropout" and P.MATCHED_PASSES != passes:
+                curves = entry.get("curve", {})
+                numbers = _primary_numbers(ev, lambda name, curves=curves: _at_passes(curves.get(name) or {},
+                                                                                      P.MATCHED_PASSES))
+                rows.append({**keys, "method": method, "passes": P.MATCHED_PASSES, **numbers})
+    columns = ["dataset", "variant", "p", "mask", "site", "epochs", "seed", "members", "path", "method", "passes",
+               "test_accuracy", *PRIMARY_NAMES]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _row_values(values: pd.DataFrame, dataset: str, variant: str, method: str, passes: int | None,
+                column: str) -> dict[object, float]:
+    """{seed (an ensemble: its members): value} of one row of the verdict (the paper's cell, 20 epochs)."""
+    chosen = values[(values["dataset"] == dataset) & (values["variant"] == variant) & (values["method"] == method)
+                    & (values["epochs"] == 20)]
+    if variant != "none":
+        chosen = chosen[(chosen["p"] == 0.5) & (chosen["mask"] == "step") & (chosen["site"] == "current")]
+    if passes is not None:
+        chosen = chosen[chosen["passes"] == passes]
+    if method == "ensemble":
+        return {m: float(v) for m, v in zip(chosen["members"], chosen[column], strict=True)
+                if m in P.ENSEMBLES and not math.isnan(v)}
+    return {int(s): float(v) for s, v in zip(chosen["seed"], chosen[column], strict=True)
+            if int(s) in P.TEN and not math.isnan(v)}
+
+
+def _baseline_row(baseline: str) -> tuple[str, str, int | None]:
+    return ("none", "ensemble", None) if baseline == "ensemble" else ("none", baseline, 1)
+
+
+def _planned(found: dict, planned: Sequence) -> tuple[dict, list]:
+    return {k: found[k] for k in planned if k in found}, [k for k in planned if k not in found]
+
+
+def _uncertainty_test(values: pd.DataFrame, dataset: str, kind: str, method: str, passes: int, baseline: str,
+                      column: str, family: str, role: str) -> Test:
+    ref_variant, ref_method, ref_passes = _baseline_row(baseline)
+    reference, ref_missing = _planned(_row_values(values, dataset, ref_variant, ref_method, ref_passes, column),
+                                      P.ENSEMBLES if baseline == "ensemble" else P.TEN)
+    variant, missing = _planned(_row_values(values, dataset, kind, method, passes, column), P.TEN)
+    t = welch_test("uncertainty", family, dataset, kind, "current", column, reference, variant,
+                   method=method, passes=passes, baseline=baseline)
+    t.role, t.direction = role, PRIMARY_BETTER[column]
+    t.missing = ([f"{kind} {METHOD_NAMES.get(method, method)}: seeds {', '.join(map(str, missing))}"] if missing else []
+                 ) + ([f"base {baseline}: {len(ref_missing)} of {len(P.ENSEMBLES) if baseline == 'ensemble' else 10}"]
+                      if ref_missing else [])
+    return t
+
+
+def better_label(t: Test) -> str:
+    """*better* / *worse* (significant after Holm, on the metric's better side or not), *not significant*,
+    *no data* (a planned run or ensemble is missing)."""
+    label = C.test_label(t.difference, t.direction, t.p_holm, complete=not t.missing)
+    return {"yes": "better", "contrary": "worse"}.get(label, label)
+
+
+def verdict_tests(values: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -> list[Test]:
+    """Every test of the uncertainty verdict (:mod:`snnlib.preregistration`): per dataset and baseline of
+    the base network (deterministic, temperature-scaled, ensembles), each dropout kind's MC dropout at the
+    ensemble's cost and at 50 passes (primary) and its deterministic, temperature-scaled and single-pass
+    predictions (secondary), on each primary metric; Welch's test over seeds, Holm within the dataset,
+    baseline and role (the family's size fixed by the plan), labelled by :func:`better_label`."""
+    tests = []
     for dataset in datasets:
-        for baseline in ("deterministic", "temperature"):
-            chosen = [t for t in tests if t.dataset == dataset and t.detail["baseline"] == baseline]
-            better = [_test_name(t) for t in chosen if t.label == "better"]
-            worse = [_test_name(t) for t in chosen if t.label == "worse"]
-            missing = any(t.label == "no data" for t in chosen)
-            family = {f: sum(1 for t in tests if t.family == f) for f in {t.family for t in chosen}}
-            reachable = any(analysis.permutation_floor(t.n_base, t.n_variant) * family[t.family] < ALPHA
-                            for t in chosen if t.label != "no data")
-            answer = ("yes" if better else "not enough data" if missing else
-                      "no" if reachable else "not enough seeds")
-            side = [(t.ci_low * BETTER[t.metric] > 0 and t.ci_high * BETTER[t.metric] > 0,
-                     t.ci_low * BETTER[t.metric] < 0 and t.ci_high * BETTER[t.metric] < 0) for t in chosen]
-            rows.append({"dataset": dataset, "baseline": baseline, "answer": answer, "better": better,
-                         "worse": worse, "tests": len(chosen), "interval_better": sum(b for b, _ in side),
-                         "interval_worse": sum(w for _, w in side)})
-        ensemble_better, n_ensembles = [], 0
-        for sets, metric in VERDICT_METRICS:
-            part = of_sets(table[table["dataset"] == dataset], sets)
-            ens = R.select(part, variant="none", method="ensemble")[metric].astype(float).dropna()
-            n_ensembles = max(n_ensembles, len(ens))
-            if not len(ens):
-                continue
-            for kind in DROPOUT_KINDS:
-                for method in SAMPLING_METHODS:
-                    x = R.select(part, variant=kind, method=method, **paper_cell(kind))[metric]
-                    x = x.astype(float).dropna()
-                    if len(x) and (x.mean() - ens.mean()) * BETTER[metric] > 0:
-                        ensemble_better.append(f"{R.KIND_NAMES[kind]}, {METHOD_NAMES[method]}: {sets} "
-                                               f"{METRIC_NAMES[metric]}")
-        answer = ("not enough data" if n_ensembles == 0 else
-                  "better in the mean, untested" if ensemble_better else "no")
-        rows.append({"dataset": dataset, "baseline": "ensemble", "answer": answer, "better": ensemble_better,
-                     "worse": [], "tests": 0, "interval_better": 0, "interval_worse": 0, "ensembles": n_ensembles})
-    return pd.DataFrame(rows)
+        for baseline in P.UNCERTAINTY_BASELINES:
+            for role, rows in (("primary", P.UNCERTAINTY_PRIMARY_ROWS), ("secondary", P.UNCERTAINTY_SECONDARY_ROWS)):
+                family = f"uncertainty, {dataset}, against the base's {baseline}, {role}"
+                for kind in P.UNCERTAINTY_KINDS:
+                    for method, passes in rows:
+                        for column in PRIMARY_NAMES:
+                            tests.append(_uncertainty_test(values, dataset, kind, method, passes, baseline, column,
+                                                           family, role))
+    C.apply_holm(tests)
+    for t in tests:
+        t.label = better_label(t)
+    return tests
 
 
-def _grouped(names: Sequence[str]) -> str:
-    """``kind, method: metric`` names grouped by kind and method: ``dropout, MC dropout: test NLL, ood AUROC``."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        head, _, metric = name.partition(": ")
-        groups.setdefault(head, []).append(metric)
-    return "; ".join(f"{head}: {', '.join(metrics)}" for head, metrics in groups.items()) or "-"
+def sampling_tests(values: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -> list[Test]:
+    """Where MC dropout's gain comes from: per dataset, kind and primary metric, MC dropout (50 passes)
+    against the temperature-scaled prediction of the same dropout network, paired by seed (the effect of
+    sampling; the temperature-scaled dropout network against the base's is the effect of training with
+    dropout, in :func:`verdict_tests`). Holm within the dataset."""
+    tests = []
+    for dataset in datasets:
+        for kind in P.UNCERTAINTY_KINDS:
+            for column in PRIMARY_NAMES:
+                mc = _row_values(values, dataset, kind, "mc_dropout", P.FULL_PASSES, column)
+                temp = _row_values(values, dataset, kind, "temperature", 1, column)
+                seeds = [s for s in P.TEN if s in mc and s in temp]
+                d = analysis.paired([temp[s] for s in seeds], [mc[s] for s in seeds])
+                t = Test("uncertainty", "secondary", f"sampling, {dataset}", dataset, kind, "current", column,
+                         PRIMARY_BETTER[column], "paired", d.n_base, d.n_variant, d.diff, d.ci_low, d.ci_high,
+                         d.welch_p, d.permutation_p,
+                         base_mean=float(np.mean([temp[s] for s in seeds])) if seeds else math.nan,
+                         variant_mean=float(np.mean([mc[s] for s in seeds])) if seeds else math.nan,
+                         missing=[f"seeds {', '.join(str(s) for s in P.TEN if s not in seeds)}"]
+                         if len(seeds) < len(P.TEN) else [],
+                         detail={"method": "mc_dropout", "passes": P.FULL_PASSES, "baseline": "temperature"})
+                tests.append(t)
+    C.apply_holm(tests)
+    for t in tests:
+        t.label = better_label(t)
+    return tests
 
 
-def verdicts_markdown(frame: pd.DataFrame) -> str:
-    """:func:`verdicts` as a Markdown table (the places grouped by kind and method)."""
-    names = {"deterministic": "the deterministic base network", "temperature": "temperature scaling",
-             "ensemble": "the ensemble of base runs"}
-    rows = [[R.DATASET_NAMES.get(r.dataset, r.dataset), names[r.baseline], r.answer,
-             _grouped(r.better), _grouped(r.worse),
-             f"{r.interval_better} / {r.interval_worse} of {r.tests}" if r.tests else "-"]
-            for r in frame.itertuples()]
-    return R.markdown_table(["dataset", "better than", "answer", "where (after Holm; ensemble: in the mean)",
-                             "significantly worse", "95% interval alone: better / worse"], rows)
+def row_verdict(labels: Sequence[str]) -> str:
+    """A row's verdict from its primary metrics' labels: *better* when at least
+    :data:`~snnlib.preregistration.MAJORITY` are better and none is worse, *worse* the other way round,
+    *mixed* when some are better and some worse, *no clear difference* otherwise, *not enough data*
+    while a test lacks data."""
+    if not labels or "no data" in labels:
+        return "not enough data"
+    better, worse = labels.count("better"), labels.count("worse")
+    if better >= P.MAJORITY and not worse:
+        return "better"
+    if worse >= P.MAJORITY and not better:
+        return "worse"
+    if better and worse:
+        return "mixed"
+    return "no clear difference"
+
+
+def row_name(t: Test) -> str:
+    method, passes = t.detail["method"], t.detail["passes"]
+    return f"{METHOD_NAMES.get(method, method)}" + (f", {passes} passes" if method == "mc_dropout" else "")
+
+
+def verdict_matrix(tests: Sequence[Test]) -> pd.DataFrame:
+    """The verdict as a matrix: one row per dataset, baseline, role, kind and method; one column per
+    primary metric holding its label, the differences, and the row's verdict (:func:`row_verdict`)."""
+    rows: dict[tuple, dict] = {}
+    for t in tests:
+        key = (t.dataset, t.detail["baseline"], t.role, t.kind, row_name(t))
+        row = rows.setdefault(key, dict(zip(("dataset", "baseline", "role", "kind", "method"), key, strict=True)))
+        row[t.metric] = t.label
+        row[f"{t.metric}_difference"] = t.difference
+    frame = pd.DataFrame(list(rows.values()))
+    if len(frame):
+        frame["verdict"] = frame.apply(lambda r: row_verdict([r[c] for c in PRIMARY_NAMES]), axis=1)
+    return frame
+
+
+BASELINE_NAMES = {"deterministic": "the deterministic base network", "temperature": "temperature scaling",
+                  "ensemble": "deep ensembles of five base runs"}
+SHORT_LABELS = {"better": "better", "worse": "worse", "not significant": "n.s.", "no data": "waiting"}
+
+
+def verdict_matrix_markdown(matrix: pd.DataFrame, dataset: str, role: str = "primary") -> str:
+    """One dataset's matrix in Markdown: a row per baseline, kind and method, a column per primary metric
+    (*better*, *worse*, *n.s.* after Holm, *waiting* without data) and the row's verdict."""
+    chosen = matrix[(matrix["dataset"] == dataset) & (matrix["role"] == role)] if len(matrix) else matrix
+    rows = [[BASELINE_NAMES[r["baseline"]], R.KIND_NAMES[r["kind"]], r["method"],
+             *(SHORT_LABELS[r[c]] for c in PRIMARY_NAMES), f"**{r['verdict']}**"] for _, r in chosen.iterrows()]
+    return R.markdown_table(["against", "dropout kind", "method", *PRIMARY_NAMES.values(), "verdict"], rows)
+
+
+def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str) -> str:
+    """One sentence: which primary rows are better or worse than ``baseline`` on ``dataset``."""
+    chosen = matrix[(matrix["dataset"] == dataset) & (matrix["baseline"] == baseline)
+                    & (matrix["role"] == "primary")] if len(matrix) else matrix
+    if not len(chosen) or (chosen["verdict"] == "not enough data").any():
+        return f"against {BASELINE_NAMES[baseline]}: not enough data yet"
+    parts = []
+    for verdict in ("better", "worse", "mixed"):
+        names = [f"{R.KIND_NAMES[r.kind]} ({r.method})" for r in chosen.itertuples() if r.verdict == verdict]
+        if names:
+            parts.append(f"{verdict}: {'; '.join(names)}")
+    return f"against {BASELINE_NAMES[baseline]}: " + (", ".join(parts) if parts else "no clear difference for any kind")
+
+
+def spike_count_auroc(dataset: str, t_enc: int = 12, subset: int = 2000) -> float:
+    """The out-of-distribution AUROC of a detector that needs no network: how far a sample's number of
+    input spikes lies from its median on the test set (the OOD set of each dataset fires far more, or
+    far fewer, inputs than its test set). The baseline beside the maximum probability's AUROC."""
+    from . import shift as S
+    from .uncertainty import auroc
+
+    test = D.encoded(dataset, "test", t_enc)
+    ood = S.shifted_dataset(next(s for s in S.shift_specs(dataset, ()) if s.kind == "ood"), t_enc, subset)
+    counts_in = (test.times != NO_SPIKE).sum(1).double()
+    counts_out = (ood.times != NO_SPIKE).sum(1).double()
+    median = counts_in.median()
+    return float(auroc((counts_in - median).abs().numpy(), (counts_out - median).abs().numpy()))

@@ -78,8 +78,10 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids") -> str:
             if (uncertainty["dataset"] == dataset).any():
                 parts += [f"Uncertainty, {R.DATASET_NAMES[dataset]} (`python -m snnlib uncertainty`; test set, "
                           "OOD AUROC against the other dataset):", E.method_table(uncertainty, dataset)]
-        parts += ["The uncertainty chapter's verdict (rule: `snnlib.evaluations.verdicts`):",
-                  E.verdicts_markdown(E.verdicts(uncertainty))]
+        matrix = E.verdict_matrix(E.verdict_tests(E.method_values(evaluations)))
+        for dataset in R.DATASETS:
+            parts += [f"The uncertainty verdict, {R.DATASET_NAMES[dataset]} (MC dropout of each kind against the base "
+                      "network; rules: `snnlib.preregistration`):", E.verdict_matrix_markdown(matrix, dataset)]
     if tuning := tuning_table(table):
         parts += ["Tuning, checked on the validation split (`grids/tuning.json`, base network, seed 0; "
                   "settings as changes from the study's defaults):", tuning]

@@ -81,18 +81,6 @@ def test_table_rows_and_summary():
     assert mc["events"] == 4e6 and mc["forward_passes"] == 50
 
 
-def test_uncertainty_tests_label_better_and_worse_with_holm():
-    tests = E.uncertainty_tests(E.evaluations_table(study()), datasets=["mnist"], kinds=("dropout", "dropout2d"),
-                                methods=("mc_dropout",))
-    by = {(t.kind, t.detail["baseline"], t.detail["sets"], t.metric): t for t in tests}
-    assert by["dropout", "deterministic", "test", "nll"].label == "better"  # lower NLL
-    assert by["dropout", "deterministic", "test", "ece"].label == "worse"
-    assert by["dropout", "deterministic", "ood", "auroc_max_prob"].label == "better"
-    assert by["dropout2d", "deterministic", "test", "nll"].label == "worse"
-    t = by["dropout", "deterministic", "test", "nll"]
-    assert t.n_base == t.n_variant == 10 and t.difference == pytest.approx(-0.02) and t.p_holm < 0.05
-
-
 def test_mask_tests_use_dropout2d_as_the_per_sample_mask_at_the_papers_rate():
     tests = E.mask_tests(E.evaluations_table(study()), datasets=["mnist"], rates=(), metrics=(("test", "nll"),))
     assert len(tests) == 1 and tests[0].difference == pytest.approx(0.08 - 0.12) and tests[0].label == "better"
@@ -133,17 +121,109 @@ def test_coverage_curve_averages_accuracy_at_each_coverage():
     assert E.coverage_curve(study(), "mc_dropout", variant="alpha").empty
 
 
-def test_verdicts_follow_the_stated_rule():
-    table = E.evaluations_table(study())
-    frame = E.verdicts(table, datasets=("mnist",)).set_index("baseline")
-    det = frame.loc["deterministic"]
-    # ten seeds: MC dropout's lower test NLL survives Holm, its higher ECE is significantly worse
-    assert det["answer"] == "yes"
-    assert "dropout, MC dropout: test NLL" in det["better"]
-    assert "dropout, MC dropout: test ECE (15 bins)" in det["worse"]
-    assert det["tests"] == 40 and det["interval_better"] >= 1 and det["interval_worse"] >= 1
-    ensemble = frame.loc["ensemble"]
-    assert ensemble["answer"] == "better in the mean, untested" and ensemble["ensembles"] == 1
-    assert ensemble["better"] == ["dropout, MC dropout: ood AUROC by max. probability"]
-    markdown = E.verdicts_markdown(frame.reset_index())
-    assert "| MNIST | the deterministic base network | yes |" in markdown
+# ---------------------------------------------------------------- the pre-registered verdict
+
+def full_evaluation(variant="dropout", seed=0, nll=0.1, ece=0.01, auroc=0.9, members=None):
+    """An evaluation with the sets the verdict reads (test, the mild shift rotate30, the OOD set) and,
+    for a dropout network, MC dropout's curve with a point at 5 passes."""
+    ev = evaluation(variant, seed, nll=nll, ece=ece, auroc=auroc, kind="ensemble" if members else "run")
+    if members:
+        ev["members"] = [{"seed": m} for m in members]
+    if "mc_dropout" in ev["methods"]:
+        mc = ev["methods"]["mc_dropout"]
+        mc["passes"] = 50
+        mc["curve"] = {name: {"n": [1, 5, 50], "nll": [9.0, nll + 0.5, nll], "ece": [9.0, ece + 0.5, ece],
+                              "auroc_vs_test": {"max_prob": [0.5, auroc - 0.5, auroc]}}
+                       for name in ("test", "rotate30", "ood_cifar10")}
+    return ev
+
+
+def test_method_values_take_mc_dropout_at_five_passes_from_its_curve():
+    values = E.method_values([full_evaluation(nll=0.1, ece=0.01, auroc=0.9)])
+    mc = values[values["method"] == "mc_dropout"].set_index("passes")
+    assert mc.loc[50, "test_nll"] == pytest.approx(0.1) and mc.loc[5, "test_nll"] == pytest.approx(0.6)
+    assert mc.loc[5, "ood_auroc"] == pytest.approx(0.4) and mc.loc[50, "ood_auroc"] == pytest.approx(0.9)
+    # the mild shift of MNIST is rotate30 alone: nll * (1 + 0.2 * 1) from the results, the curve's at 5
+    assert mc.loc[50, "mild_nll"] == pytest.approx(0.1 * 1.2) and mc.loc[5, "mild_nll"] == pytest.approx(0.6)
+    ensemble = E.method_values([full_evaluation("none", members=(0, 1, 2, 3, 4))])
+    assert ensemble["members"].iloc[0] == (0, 1, 2, 3, 4) and math.isnan(ensemble["seed"].iloc[0])
+
+
+@pytest.mark.parametrize("labels, verdict", [
+    (["better"] * 5, "better"),
+    (["better"] * 3 + ["not significant"] * 2, "better"),
+    (["better"] * 2 + ["not significant"] * 3, "no clear difference"),  # a majority is needed
+    (["better"] * 4 + ["worse"], "mixed"),  # a significantly worse metric blocks "better"
+    (["worse"] * 3 + ["not significant"] * 2, "worse"),
+    (["not significant"] * 5, "no clear difference"),
+    (["better"] * 4 + ["no data"], "not enough data"),
+])
+def test_row_verdicts(labels, verdict):
+    assert E.row_verdict(labels) == verdict
+
+
+def verdict_values(dropout_shift=-0.02, missing_seed=None):
+    """Base runs (deterministic and temperature), five disjoint ensembles, and MC dropout of each kind:
+    standard dropout's NLL and ECE lower by ``dropout_shift`` and its AUROC higher; the others equal to
+    the base's."""
+    evals = [full_evaluation("none", s, nll=0.10 + 0.001 * s, ece=0.010 + 0.001 * s, auroc=0.9 + 0.001 * s)
+             for s in range(10)]
+    evals += [full_evaluation("none", members=tuple(range(k, k + 5)), nll=0.10 + 0.001 * k,
+                              ece=0.010 + 0.001 * k, auroc=0.9 + 0.001 * k) for k in range(0, 25, 5)]
+    evals.append(full_evaluation("none", members=(0, 2, 4, 6, 8), nll=0.01, ece=0.001, auroc=1.0))  # not planned
+    for kind in ("dropout", "dropout2d", "feature_alpha", "alpha"):
+        shift = dropout_shift if kind == "dropout" else 0.0
+        evals += [full_evaluation(kind, s, nll=0.10 + 0.001 * s + shift, ece=0.010 + 0.001 * s + shift,
+                                  auroc=0.9 + 0.001 * s - shift) for s in range(10) if (kind, s) != missing_seed]
+    return E.method_values(evals)
+
+
+def test_the_verdict_follows_the_preregistered_rule():
+    tests = E.verdict_tests(verdict_values(), datasets=("mnist",))
+    primary = [t for t in tests if t.role == "primary"]
+    assert len(primary) == 3 * 4 * 2 * 5  # baselines x kinds x (MC at 5 and 50 passes) x metrics
+    family = {t.family for t in primary if t.detail["baseline"] == "deterministic"}
+    assert len(family) == 1 and sum(t.family in family for t in tests) == 40
+    matrix = E.verdict_matrix(tests)
+    rows = matrix[(matrix["role"] == "primary") & (matrix["method"] == "MC dropout, 50 passes")].set_index(
+        ["baseline", "kind"])
+    assert rows.loc[("deterministic", "dropout"), "verdict"] == "better"
+    assert rows.loc[("deterministic", "dropout"), "test_nll"] == "better"
+    assert rows.loc[("deterministic", "dropout2d"), "verdict"] == "no clear difference"
+    # the five planned ensembles (0-4, ..., 20-24); the sixth, of other seeds, is left out
+    ens = next(t for t in primary if t.detail["baseline"] == "ensemble" and t.kind == "dropout"
+               and t.metric == "test_nll" and t.detail["passes"] == 50)
+    assert ens.n_base == 5 and ens.label == "better"
+    table = E.verdict_matrix_markdown(matrix, "mnist")
+    assert "| the deterministic base network | dropout | MC dropout, 50 passes | better | better | better | better " \
+           "| better | **better** |" in table
+    # the synthetic curve is worse at 5 passes than the base on every metric
+    assert E.uncertainty_answer(matrix, "mnist", "deterministic").startswith(
+        "against the deterministic base network: better: dropout (MC dropout, 50 passes), worse: dropout (MC dropout, "
+        "5 passes); dropout2d (MC dropout, 5 passes)")
+
+
+def test_a_missing_seed_waits_and_keeps_the_family():
+    tests = E.verdict_tests(verdict_values(missing_seed=("alpha", 3)), datasets=("mnist",))
+    alpha = [t for t in tests if t.kind == "alpha" and t.role == "primary"]
+    assert all(t.label == "no data" for t in alpha)
+    assert "seeds 3" in alpha[0].missing[0]
+    dropout = next(t for t in tests if t.kind == "dropout" and t.role == "primary" and t.metric == "test_nll"
+                   and t.detail["baseline"] == "deterministic" and t.detail["passes"] == 50)
+    assert dropout.p_holm <= 40 * dropout.p + 1e-12 and dropout.label == "better"
+    matrix = E.verdict_matrix(tests)
+    assert E.uncertainty_answer(matrix, "mnist", "deterministic") == (
+        "against the deterministic base network: not enough data yet")
+
+
+def test_sampling_tests_pair_mc_dropout_with_the_same_networks_temperature_scaling():
+    evals = [full_evaluation("dropout", s, nll=0.10 + 0.001 * s) for s in range(10)]
+    for ev in evals:
+        ev["methods"]["temperature"] = json.loads(json.dumps(ev["methods"]["deterministic"]))
+        for numbers in ev["methods"]["temperature"]["results"].values():
+            if "nll" in numbers:
+                numbers["nll"] += 0.01
+    tests = E.sampling_tests(E.method_values(evals), datasets=("mnist",))
+    t = next(t for t in tests if t.kind == "dropout" and t.metric == "test_nll")
+    assert t.test == "paired" and t.n_variant == 10 and t.difference == pytest.approx(-0.01) and t.label == "better"
+
