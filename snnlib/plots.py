@@ -7,6 +7,9 @@ from :mod:`snnlib.records`, :mod:`snnlib.claims` and :mod:`snnlib.findings`).
   (the layout of the paper's Figures 2-5).
 - :func:`plot_final` draws the last epoch's metric of every kind at every site.
 - :func:`plot_run` and :func:`epoch_table` show one run.
+- :func:`forest` draws tests as a forest plot (difference with its 95% interval, coloured by its
+  label after Holm's correction); :func:`forest_figure` the primary tests of every claim;
+  :func:`verdict_heatmap` the uncertainty verdict's method x metric matrix.
 
 Every function accepts empty or partial data and says so on the axes.
 """
@@ -173,10 +176,15 @@ def plot_run(record: dict, fig: plt.Figure | None = None) -> plt.Figure:
     fig = fig or plt.figure(figsize=(10, 3.5))
     ax_loss, ax_acc = fig.subplots(1, 2)
     runs = R.runs_table([record])
-    styles = {"train": "-", "train_eval": "-.", "val": ":", "test": "--"}
+    dropout = record["config"].get("variant", "none") != "none"
+    # without dropout the two training passes are the same network: one is drawn, named plainly
+    styles = {"train": "-", "train_eval": "-.", "val": ":", "test": "--"} if dropout else {
+        "train_eval": "-", "val": ":", "test": "--"}
     for part, style in styles.items():
-        plot_band(ax_loss, runs, f"{part}_loss", label=R.METRIC_NAMES[f"{part}_loss"], show_n=False, linestyle=style)
-        plot_band(ax_acc, runs, f"{part}_acc", label=R.METRIC_NAMES[f"{part}_acc"], show_n=False, linestyle=style)
+        name = (lambda m: R.METRIC_NAMES[m]) if dropout else (
+            lambda m: R.METRIC_NAMES[m].replace(" (dropout off)", ""))
+        plot_band(ax_loss, runs, f"{part}_loss", label=name(f"{part}_loss"), show_n=False, linestyle=style)
+        plot_band(ax_acc, runs, f"{part}_acc", label=name(f"{part}_acc"), show_n=False, linestyle=style)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (ax_loss, ax_acc):
@@ -204,3 +212,128 @@ def epoch_table(record: dict, digits: int = 4) -> str:
         lines.append(f"{e['epoch']:>5} {e['train_loss']:>11.{digits}f} {off_text} {e['test_loss']:>10.{digits}f} "
                      f"{100 * e['test_acc']:>10.2f} {e['test_hidden_spikes']:>13.2f}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- tests and verdicts
+
+LABEL_COLORS = {"yes": "#1a7f37", "better": "#1a7f37", "contrary": "#c62828", "worse": "#c62828",
+                "not significant": "0.55", "no data": "0.8"}
+
+
+def forest(ax: plt.Axes, tests: Sequence, scale: float = 1.0, unit: str = "", names: Sequence[str] | None = None,
+           reference: float = 0.0) -> plt.Axes:
+    """A forest plot of ``tests`` (objects with ``difference``, ``ci_low``, ``ci_high``, ``label``, e.g.
+    :class:`snnlib.claims.Test`), one row each from the top: the difference times ``scale`` with its 95%
+    interval, coloured by its label (green: significant in the claimed or better direction, red: the
+    other way, grey: not significant); a test without data is written as *waiting*."""
+    names = list(names) if names is not None else [str(i) for i in range(len(tests))]
+    if len(names) != len(tests):
+        raise ValueError(f"forest needs one name per test, got {len(names)} names for {len(tests)} tests")
+    for y, t in enumerate(tests):
+        color = LABEL_COLORS.get(t.label, "0.5")
+        if t.label == "no data" or math.isnan(t.difference):
+            ax.text(0.02, y, "waiting for runs", transform=ax.get_yaxis_transform(), va="center",
+                    color="0.5", fontsize="small", style="italic")
+            continue
+        low, high = (t.ci_low, t.ci_high) if not math.isnan(t.ci_low) else (t.difference, t.difference)
+        ax.plot([low * scale, high * scale], [y, y], color=color, lw=2.2, solid_capstyle="butt")
+        ax.plot(t.difference * scale, y, "o", color=color, ms=6, mec="white", mew=0.8)
+    ax.axvline(reference, color="0.3", lw=1)
+    ax.set_yticks(range(len(names)), names, fontsize="small")
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.grid(alpha=0.3, axis="x")
+    if unit:
+        ax.set_xlabel(unit)
+    return ax
+
+
+FOREST_PANELS = (  # (claim, metric, title, scale, unit)
+    ("C1", "train_loss", "C1 · training loss, dropout on: kind − base (claim: > 0)", 1.0, "difference"),
+    ("C1", "test_acc", "C1 · test accuracy: kind − base (claim: < 0)", 100.0, "percentage points"),
+    ("C2", "test_acc", "C2 · test accuracy − 20% (claim: < 0)", 100.0, "percentage points"),
+    ("C2", "train_eval_acc", "C2 · training accuracy, dropout off − 20% (claim: < 0)", 100.0, "percentage points"),
+    ("C3", "top10_overlap", "C3 · top-10 overlap: kind − control (claim: < 0)", 1.0, "neurons"),
+    ("C3", "kendall_tau", "C3 · Kendall tau: kind − control (claim: < 0)", 1.0, "difference of tau"),
+)
+
+
+def forest_figure(tests: Sequence, panels: Sequence[tuple] = FOREST_PANELS, width: float = 13.0) -> plt.Figure:
+    """Every primary test of the claims as a forest plot, one panel per claim and metric, one row per
+    dataset, kind and site; the legend gives the labels' colours."""
+    chosen = [[t for t in tests if t.role == "primary" and t.claim == claim and t.metric == metric]
+              for claim, metric, *_ in panels]
+    heights = [max(len(c), 1) * 0.28 + 0.9 for c in chosen]
+    rows = math.ceil(len(panels) / 2)
+    row_heights = [max(heights[2 * r:2 * r + 2]) for r in range(rows)]
+    fig, axes = plt.subplots(rows, 2, figsize=(width, sum(row_heights) + 0.6), squeeze=False,
+                             gridspec_kw={"height_ratios": row_heights})
+    for ax, selected, (_, _, title, scale, unit) in zip(axes.ravel(), chosen, panels, strict=False):
+        names = [f"{R.DATASET_NAMES.get(t.dataset, t.dataset)} · {R.KIND_NAMES.get(t.kind, t.kind)}"
+                 + ("" if t.claim == "C3" else f" · {t.site}") for t in selected]
+        forest(ax, selected, scale, unit, names)
+        ax.set_title(title, fontsize="medium", loc="left")
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=c, marker="o", lw=2, label=label) for label, c in (
+        ("significant, as the paper claims (yes)", LABEL_COLORS["yes"]),
+        ("significant, the other way (contrary)", LABEL_COLORS["contrary"]),
+        ("not significant after Holm", LABEL_COLORS["not significant"]))]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize="medium", frameon=False)
+    fig.tight_layout(rect=(0, 0.035, 1, 1))
+    return fig
+
+
+HEATMAP_SYMBOLS = {"better": "+", "worse": "−", "not significant": "·", "no data": "…"}
+SHORT_BASELINES = {"deterministic": "the deterministic base", "temperature": "temperature scaling",
+                   "ensemble": "5-run ensembles"}
+
+
+def verdict_heatmap(matrix: pd.DataFrame, datasets: Sequence[str] = R.DATASETS,
+                    metrics: dict[str, str] | None = None) -> plt.Figure:
+    """The uncertainty verdict (a :func:`snnlib.evaluations.verdict_matrix`, primary rows) as coloured
+    cells: one panel per dataset (rows of panels) and baseline (columns), a row per kind and number of
+    passes, a column per primary metric, and the row's verdict on the right."""
+    from .evaluations import BASELINE_NAMES, PRIMARY_NAMES
+
+    metrics = metrics or PRIMARY_NAMES
+    primary = matrix[matrix["role"] == "primary"] if len(matrix) else matrix
+    baselines = list(BASELINE_NAMES)
+    legend = "  ".join(f"{HEATMAP_SYMBOLS[k]} {k}" for k in ("better", "worse", "not significant", "no data"))
+    colors = {"better": LABEL_COLORS["better"], "worse": LABEL_COLORS["worse"], "not significant": "0.88",
+              "no data": "white"}
+    n_rows = max((len(primary[(primary["dataset"] == d) & (primary["baseline"] == b)])
+                  for d in datasets for b in baselines), default=0) if len(primary) else 0
+    fig, axes = plt.subplots(len(datasets), len(baselines), figsize=(4.6 * len(baselines),
+                                                                      (0.36 * max(n_rows, 3) + 1.5) * len(datasets)),
+                             squeeze=False)
+    for i, dataset in enumerate(datasets):
+        for j, baseline in enumerate(baselines):
+            ax = axes[i, j]
+            rows = (primary[(primary["dataset"] == dataset) & (primary["baseline"] == baseline)]
+                    if len(primary) else primary)
+            ax.set_xlim(0, len(metrics) + 1.9)
+            ax.set_ylim(max(len(rows), 1), 0)
+            for y, (_, r) in enumerate(rows.iterrows()):
+                for x, column in enumerate(metrics):
+                    label = r[column]
+                    ax.add_patch(plt.Rectangle((x, y), 0.95, 0.9, color=colors.get(label, "white"), ec="0.75",
+                                               lw=0.5))
+                    ax.text(x + 0.47, y + 0.45, HEATMAP_SYMBOLS.get(label, label), ha="center", va="center",
+                            fontsize="medium", weight="bold", color="white" if label in ("better", "worse") else "0.4")
+                verdict = "waiting" if r["verdict"] == "not enough data" else r["verdict"]
+                ax.text(len(metrics) + 0.08, y + 0.45, verdict, va="center", fontsize="small", weight="bold")
+            ax.set_xticks([x + 0.47 for x in range(len(metrics))], list(metrics.values()), rotation=35, ha="right",
+                          fontsize="small")
+            ax.set_yticks([y + 0.45 for y in range(len(rows))],
+                          [f"{R.KIND_NAMES[r['kind']]}, {r['method'].replace('MC dropout, ', 'MC ')}"
+                           for _, r in rows.iterrows()], fontsize="small")
+            ax.tick_params(length=0)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            ax.set_title(f"{R.DATASET_NAMES.get(dataset, dataset)} vs {SHORT_BASELINES[baseline]}", loc="left",
+                         fontsize="medium")
+            if not len(rows):
+                _empty(ax, "no evaluations")
+    fig.suptitle(f"MC dropout of each kind against the base network (after Holm): {legend}", fontsize="medium")
+    fig.tight_layout()
+    return fig

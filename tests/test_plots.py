@@ -54,3 +54,43 @@ def test_comparison_draws_base_and_kind_with_their_seed_counts():
     line = fig.axes[0].get_lines()[0]
     assert np.allclose(line.get_ydata(), 100 * 0.971)  # accuracies in percent, mean of the three seeds
     plt.close(fig)
+
+
+def test_forest_colours_each_test_by_its_label_and_writes_waiting_without_data():
+    from types import SimpleNamespace
+
+    tests = [SimpleNamespace(difference=-0.01, ci_low=-0.02, ci_high=-0.005, label="yes"),
+             SimpleNamespace(difference=0.02, ci_low=0.01, ci_high=0.03, label="contrary"),
+             SimpleNamespace(difference=0.001, ci_low=-0.01, ci_high=0.012, label="not significant"),
+             SimpleNamespace(difference=float("nan"), ci_low=float("nan"), ci_high=float("nan"), label="no data")]
+    fig, ax = plt.subplots()
+    plots.forest(ax, tests, 100.0, "points", ["a", "b", "c", "d"])
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_xdata()[0] != 0]
+    colors = [line.get_color() for line in lines]
+    assert colors == [plots.LABEL_COLORS["yes"], plots.LABEL_COLORS["contrary"], plots.LABEL_COLORS["not significant"]]
+    assert list(lines[0].get_xdata()) == pytest.approx([-2.0, -0.5])  # the interval, in points
+    assert [t.get_text() for t in ax.texts] == ["waiting for runs"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="one name per test"):
+        plots.forest(ax, tests, names=["a"])
+    plt.close(fig)
+
+
+def test_forest_figure_and_verdict_heatmap_draw_the_study():
+    from snnlib import claims as C
+
+    result = C.evaluate_claims(study_records())
+    fig = plots.forest_figure(result.tests)
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()]
+    assert len(titles) == len(plots.FOREST_PANELS) and titles[0].startswith("C1 · training loss")
+    plt.close(fig)
+    import pandas as pd
+
+    matrix = pd.DataFrame([{"dataset": "mnist", "baseline": b, "role": "primary", "kind": "dropout",
+                            "method": "MC dropout, 50 passes", "test_nll": "better", "test_ece": "worse",
+                            "ood_auroc": "not significant", "mild_nll": "better", "mild_ece": "better",
+                            "verdict": "mixed"} for b in ("deterministic", "temperature", "ensemble")])
+    fig = plots.verdict_heatmap(matrix, datasets=("mnist",))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["+", "−", "·", "+", "+", "mixed"]
+    plt.close(fig)
