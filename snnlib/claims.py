@@ -285,6 +285,42 @@ def verdict_table(claims: Claims, datasets: bool = True) -> str:
     return R.markdown_table(head, body)
 
 
+SITE_NAMES = {"current": "the synaptic current (the paper's site)", "hidden": "the hidden spikes",
+              "input": "the input spikes"}
+CLAIM_TEXT = {"C1": "dropout and dropout2d give a higher training loss and a lower test accuracy than the base network",
+              "C2": "feature dropout and alpha dropout make the network lose its ability to train and predict",
+              "C3": "dropout changes which hidden neurons are most important"}
+
+
+def _short(test: Test) -> str:
+    where = f"{R.DATASET_NAMES.get(test.dataset, test.dataset)} {kind_name(test)}, {metric_name(test)}"
+    if test.test == "one_sample":
+        return f"{where} {100 * test.variant_mean:.1f}%"
+    scale, digits, unit = _units(test)
+    return f"{where} {test.difference * scale:+.{digits}f}{unit}"
+
+
+def verdict_sentence(claims: Claims, claim: str, site: str = "current", reading: str | None = None) -> str:
+    """The verdict of ``claim`` at ``site`` (and ``reading``) in one sentence, from the tests: over both
+    datasets, per dataset, and which primary tests go significantly against the claim or wait for runs:
+    ``on the synaptic current (the paper's site): mixed (MNIST: mixed, CIFAR-10: reproduced); significantly
+    the other way: MNIST dropout, test accuracy +0.41 points``."""
+    both = claims.verdict(claim, site, "both", reading)
+    per = ", ".join(f"{R.DATASET_NAMES[d]}: {claims.verdict(claim, site, d, reading)}" for d in P.DATASETS)
+    kinds = C2_READINGS[reading] if claim == "C2" and reading else None
+    chosen = [t for t in claims.primary(claim) if t.site == site and (kinds is None or t.kind in kinds)]
+    text = f"on {SITE_NAMES[site]}: **{both}** ({per})"
+    # C2's two metrics say the same: its sentence names the test accuracy only
+    contrary = [_short(t) for t in chosen if t.label == "contrary" and (claim != "C2" or t.metric == "test_acc")]
+    waiting = sorted({f"{R.DATASET_NAMES.get(t.dataset, t.dataset)} {kind_name(t)}" for t in chosen if t.missing})
+    if contrary:
+        other_way = "significantly above the 20% cut-off" if claim == "C2" else "significantly the other way"
+        text += f"; {other_way}: {'; '.join(contrary)}"
+    if waiting:
+        text += f"; waiting for the runs of: {', '.join(waiting)}"
+    return text
+
+
 def _units(test: Test) -> tuple[float, int, str]:
     if test.metric in R.ACCURACY_METRICS:
         return 100.0, 2, " points"

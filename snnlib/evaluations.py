@@ -505,17 +505,21 @@ def verdict_matrix_markdown(matrix: pd.DataFrame, dataset: str, role: str = "pri
 
 
 def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str) -> str:
-    """One sentence: which primary rows are better or worse than ``baseline`` on ``dataset``."""
+    """One sentence: the verdict of each dropout kind's MC dropout against ``baseline`` on ``dataset``,
+    grouped by verdict (``better: dropout (5, 50 passes); mixed: alpha dropout (50 passes)``)."""
     chosen = matrix[(matrix["dataset"] == dataset) & (matrix["baseline"] == baseline)
                     & (matrix["role"] == "primary")] if len(matrix) else matrix
     if not len(chosen) or (chosen["verdict"] == "not enough data").any():
         return f"against {BASELINE_NAMES[baseline]}: not enough data yet"
     parts = []
-    for verdict in ("better", "worse", "mixed"):
-        names = [f"{R.KIND_NAMES[r.kind]} ({r.method})" for r in chosen.itertuples() if r.verdict == verdict]
-        if names:
-            parts.append(f"{verdict}: {'; '.join(names)}")
-    return f"against {BASELINE_NAMES[baseline]}: " + (", ".join(parts) if parts else "no clear difference for any kind")
+    for verdict in ROW_VERDICTS:
+        kinds: dict[str, list[str]] = {}
+        for r in chosen.itertuples():
+            if r.verdict == verdict:
+                kinds.setdefault(R.KIND_NAMES[r.kind], []).append(r.method.split(", ")[-1].removesuffix(" passes"))
+        if kinds:
+            parts.append(f"{verdict}: " + ", ".join(f"{k} ({', '.join(v)} passes)" for k, v in kinds.items()))
+    return f"against {BASELINE_NAMES[baseline]}: " + "; ".join(parts)
 
 
 def spike_count_auroc(dataset: str, t_enc: int = 12, subset: int = 2000) -> float:

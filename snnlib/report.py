@@ -1,7 +1,10 @@
-"""The study's results as one Markdown block: the README's "Results" section is this module's output
+"""The study's results as one Markdown block: the README's findings and tables are this module's output
 (``python -m snnlib report results``), and a test checks that the README still matches the committed
-records. Everything here is assembled from :mod:`records`, :mod:`claims` and :mod:`evaluations`; this
-module computes nothing of its own."""
+records. Everything here is assembled from :mod:`records`, :mod:`claims`, :mod:`findings` and
+:mod:`evaluations`; this module computes nothing of its own. The block opens with the findings (one
+paragraph per claim and for uncertainty, each verdict from the tested functions, and the forest plot
+of every primary test); the full tables follow in collapsed sections.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,29 @@ from pathlib import Path
 from . import claims as C
 from . import evaluations as E
 from . import findings as F
+from . import preregistration as P
 from . import records as R
+
+FIGURES = "results/figures"  # where write_figures puts the README's figures, relative to the project
+FOREST_PNG = "primary_tests.png"
+HEATMAP_PNG = "uncertainty_verdict.png"
 
 
 def progress_table(records: list[dict], grids_dir: str | Path) -> str:
     """Per results folder of the grid files (except the smoke test): runs asked for and runs finished."""
-    grids = [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
-    progress = R.grid_progress(R.expected_runs(grids), records)
+    progress = _progress(records, grids_dir)
     rows = [[r.grid, r.runs, r.finished] for r in progress.itertuples()]
     rows.append(["all", int(progress["runs"].sum()), int(progress["finished"].sum())])
     return R.markdown_table(["grid", "runs", "finished"], rows)
 
 
+def _progress(records: list[dict], grids_dir: str | Path):
+    grids = [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
+    return R.grid_progress(R.expected_runs(grids), records)
+
+
 def compute_table(table) -> str:
-    """What the finished runs cost: per grid and dataset, runs, hours of single-run wall time, mean
+    """What the runs cost: per grid and dataset, runs, hours of single-run wall time, mean
     seconds per epoch and the largest peak memory of a run (:func:`records.compute_summary`)."""
     rows = []
     for r in R.compute_summary(table).itertuples():
@@ -54,39 +66,119 @@ def tuning_table(table) -> str:
                              "picked by test accuracy", "same"], rows)
 
 
-def study_report(results: str | Path, grids_dir: str | Path = "grids") -> str:
-    """The README's results: progress per grid, the final numbers of every kind at every site, the
-    verdict table, the accuracy tests at the paper's site in sentences, the uncertainty tables and
-    what the runs cost, for the records under ``results``."""
+def tests_with_data(tests: list[C.Test]) -> tuple[str, str]:
+    """(a table of the tests that have their data, one line naming the cells still waiting)."""
+    done = [t for t in tests if not t.missing]
+    waiting = sorted({f"{t.claim} {R.DATASET_NAMES.get(t.dataset, t.dataset)} {C.kind_name(t)} on the {t.site}"
+                      for t in tests if t.missing})
+    table = C.tests_markdown(done, drop=("role",)) if done else "_No test has its data yet._"
+    return table, (f"Waiting for runs: {', '.join(waiting)}." if waiting else "Every planned test has its data.")
+
+
+def _details(summary: str, *parts: str) -> str:
+    body = "\n\n".join(p for p in parts if p)
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
+
+
+def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Path, figures: str = FIGURES) -> str:
+    """The findings: where the study stands, the verdict of each claim at each site (from
+    :func:`claims.verdict_sentence`), the uncertainty verdict (from :func:`evaluations.uncertainty_answer`)
+    and the forest plot of the primary tests."""
+    progress = _progress(records, grids_dir)
+    runs, done = int(progress["runs"].sum()), int(progress["finished"].sum())
+    open_grids = [f"{r.grid} ({r.finished} of {r.runs})" for r in progress.itertuples() if r.finished < r.runs]
+    status = (f"**Where the study stands:** {done} of the {runs} runs of the design have finished"
+              + (f"; still running: {', '.join(open_grids)}. A verdict marked *not enough data* waits for them."
+                 if open_grids else "; the design is complete."))
+    lines = [status, ""]
+    for claim in ("C1", "C2", "C3"):
+        lines.append(f"**{claim}** (the paper: {C.CLAIM_TEXT[claim]}):")
+        lines.append("")
+        if claim == "C2":
+            for reading in P.C2_READINGS:
+                for site in P.SITES:
+                    lines.append(f"- {reading}, {C.verdict_sentence(result, claim, site, reading)}")
+        else:
+            for site in (P.SITES if claim == "C1" else ("current",)):
+                lines.append(f"- {C.verdict_sentence(result, claim, site)}")
+        lines.append("")
+    if matrix is not None and len(matrix):
+        lines.append("**Uncertainty** (does MC dropout give better uncertainty than the base network? a row is "
+                     "better with at least three of five primary metrics significantly better and none worse):")
+        lines.append("")
+        for dataset in R.DATASETS:
+            for baseline in P.UNCERTAINTY_BASELINES:
+                lines.append(f"- {R.DATASET_NAMES[dataset]}, {E.uncertainty_answer(matrix, dataset, baseline)}")
+        lines.append("")
+    lines.append(f"![Every primary test: the difference with its 95% interval, green where significant as the paper "
+                 f"claims, red where significant the other way, grey where not significant]({figures}/{FOREST_PNG})")
+    return "\n".join(lines)
+
+
+def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: str = FIGURES) -> str:
+    """The README's block: the findings, then in collapsed sections the progress per grid, the final
+    numbers of every kind at every site, the verdict table, every primary test, the pre-registration's
+    power table, the uncertainty tables and verdict, the tuning check and what the runs cost."""
     records = R.load_records(results)
     table = R.runs_table(records)
     result = C.evaluate_claims(table)
-    key_tests = [t for t in result.primary() if t.site == "current" and t.metric == "test_acc"]
-    parts = [
-        "Runs finished, per results folder (`paper_seeds.json` adds seeds to `paper/`, `sites_seeds.json` and "
-        "`sites_dense.json` to `sites/`):", progress_table(records, grids_dir),
-        "Final epoch, mean ± standard deviation over seeds, p = 0.5, a new mask every step, 20 epochs:",
-        R.site_table(table),
-        "Verdicts (`python -m snnlib claims results`):", C.verdict_table(result),
-        "The test accuracy at the paper's site, the primary tests (rules: `snnlib.preregistration`):",
-        "\n".join(f"- {C.describe_test(t)}" for t in key_tests),
-    ]
     evaluations = E.load_evaluations(results)
+    matrix = E.verdict_matrix(E.verdict_tests(E.method_values(evaluations))) if evaluations else None
+    primary_table, waiting = tests_with_data(result.primary())
+    parts = [
+        findings(result, matrix, records, grids_dir, figures),
+        _details("Runs finished, per results folder", "(`paper_seeds.json` adds seeds to `paper/`, "
+                 "`sites_seeds.json` and `sites_dense.json` to `sites/`)", progress_table(records, grids_dir)),
+        _details("Final numbers of every kind at every site (mean ± standard deviation over seeds, n)",
+                 "p = 0.5, a new mask every step, 20 epochs; on the input spikes dropout2d and feature dropout are "
+                 "dropout, on the hidden spikes feature dropout is dropout2d (one operation, not run twice).",
+                 R.site_table(table)),
+        _details("The verdicts per claim, site and dataset (`python -m snnlib claims results`)", C.verdict_table(result)),
+        _details("Every primary test (rules: `snnlib.preregistration`)", waiting, primary_table),
+        _details("The pre-registration: families, seeds and what each test can reach", C.power_markdown()),
+    ]
     if evaluations:
         uncertainty = E.evaluations_table(evaluations)
-        for dataset in R.DATASETS:
-            if (uncertainty["dataset"] == dataset).any():
-                parts += [f"Uncertainty, {R.DATASET_NAMES[dataset]} (`python -m snnlib uncertainty`; test set, "
-                          "OOD AUROC against the other dataset):", E.method_table(uncertainty, dataset)]
-        matrix = E.verdict_matrix(E.verdict_tests(E.method_values(evaluations)))
-        for dataset in R.DATASETS:
-            parts += [f"The uncertainty verdict, {R.DATASET_NAMES[dataset]} (MC dropout of each kind against the base "
-                      "network; rules: `snnlib.preregistration`):", E.verdict_matrix_markdown(matrix, dataset)]
+        tables = [f"**{R.DATASET_NAMES[d]}**\n\n" + E.method_table(uncertainty, d) for d in R.DATASETS
+                  if (uncertainty["dataset"] == d).any()]
+        parts.append(_details("Uncertainty: methods against metrics (test set; OOD AUROC against the other dataset)",
+                              *tables))
+        parts.append(_details("The uncertainty verdict, method x metric (after Holm)",
+                              *(f"**{R.DATASET_NAMES[d]}**\n\n" + E.verdict_matrix_markdown(matrix, d)
+                                for d in R.DATASETS),
+                              f"![The uncertainty verdict]({figures}/{HEATMAP_PNG})"))
     if tuning := tuning_table(table):
-        parts += ["Tuning, checked on the validation split (`grids/tuning.json`, base network, seed 0; "
-                  "settings as changes from the study's defaults):", tuning]
-    parts += ["What the finished runs cost:", compute_table(table)]
+        parts.append(_details("Tuning, checked on the validation split", "(`grids/tuning.json`, base network, "
+                              "seed 0; settings as changes from the study's defaults)", tuning))
+    parts.append(_details("What the finished runs cost", compute_table(table)))
     return "\n\n".join(parts) + "\n"
+
+
+def write_figures(results: str | Path, folder: str | Path) -> list[Path]:
+    """The README's figures from the records under ``results``: the forest plot of every primary test
+    and the uncertainty verdict's heatmap, as PNG files in ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = R.load_records(results)
+    written = []
+    fig = plots.forest_figure(C.evaluate_claims(records).tests)
+    fig.savefig(folder / FOREST_PNG, dpi=110)
+    plt.close(fig)
+    written.append(folder / FOREST_PNG)
+    evaluations = E.load_evaluations(results)
+    if evaluations:
+        fig = plots.verdict_heatmap(E.verdict_matrix(E.verdict_tests(E.method_values(evaluations))))
+        fig.savefig(folder / HEATMAP_PNG, dpi=100)
+        plt.close(fig)
+        written.append(folder / HEATMAP_PNG)
+    return written
 
 
 BEGIN = "<!-- begin: python -m snnlib report results -->"

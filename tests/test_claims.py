@@ -317,3 +317,15 @@ def test_describe_test_in_one_sentence():
     waiting, _ = outcome(base_and({"dropout": WORSE}, seeds=range(3)), "C1")
     assert C.describe_test(waiting["dropout", "test_acc"]).endswith(
         "test accuracy: no data (waiting for dropout: seeds 3, 4, 5, 6, 7, 8, 9)")
+
+
+def test_verdict_sentence_names_the_verdicts_the_contrary_tests_and_what_waits():
+    better = {"test_acc": 0.98, "train_loss": 0.05}
+    result = C.evaluate_claims(base_and({"dropout": better, "dropout2d": WORSE}))
+    text = C.verdict_sentence(result, "C1", "current")
+    assert text.startswith("on the synaptic current (the paper's site): **not enough data** (MNIST: mixed, "
+                           "CIFAR-10: not enough data); significantly the other way: MNIST dropout, test accuracy +1.00 "
+                           "points; waiting for the runs of: CIFAR-10 dropout, CIFAR-10 dropout2d")
+    c2 = C.evaluate_claims(base_and({"dropout2d": {"test_acc": 0.5, "train_eval_acc": 0.5}}))
+    assert "significantly above the 20% cut-off: MNIST feature dropout, test accuracy 50.4%" in C.verdict_sentence(
+        c2, "C2", "current", "feature dropout = zeroing")

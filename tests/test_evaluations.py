@@ -199,8 +199,8 @@ def test_the_verdict_follows_the_preregistered_rule():
            "| better | **better** |" in table
     # the synthetic curve is worse at 5 passes than the base on every metric
     assert E.uncertainty_answer(matrix, "mnist", "deterministic").startswith(
-        "against the deterministic base network: better: dropout (MC dropout, 50 passes), worse: dropout (MC dropout, "
-        "5 passes); dropout2d (MC dropout, 5 passes)")
+        "against the deterministic base network: better: dropout (50 passes); worse: dropout (5 passes), dropout2d "
+        "(5 passes)")
 
 
 def test_a_missing_seed_waits_and_keeps_the_family():

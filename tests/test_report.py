@@ -52,8 +52,13 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
     text = report.study_report(results, grids)
     assert "| paper | 6 | 6 |" in text and "| all | 6 | 6 |" in text
     assert "| MNIST | dropout | 0.5 | per step | current | 20 | 3 | 97.50 ± 0.10 |" in text
+    assert text.startswith("**Where the study stands:** 6 of the 6 runs of the design have finished; the design "
+                           "is complete.")
+    assert "- on the synaptic current (the paper's site): **not enough data** (MNIST: not enough data" in text
     assert "| C1 | the paper's metrics | current | 8 | not enough data |" in text
-    assert "- C1, MNIST, dropout on the current, test accuracy: no data (waiting for dropout: seeds 3, " in text
+    assert "<details><summary>Every primary test (rules: `snnlib.preregistration`)</summary>" in text
+    assert "Waiting for runs: C1 CIFAR-10 dropout = dropout2d on the input, C1 CIFAR-10 dropout on the current, " in text
+    assert "](results/figures/primary_tests.png)" in text
     assert "Uncertainty" not in text  # no evaluation under results
     assert "| paper | MNIST | 6 |" in text
 
@@ -96,3 +101,12 @@ def test_tuning_table_names_what_each_criterion_picks():
     table = R.runs_table([default, slower])
     text = report.tuning_table(table)
     assert ("| MNIST | 3 | 2 | the study's defaults (97.00%) | tau 3 (96.50%) | no |") in text
+
+
+def test_write_figures_draws_the_forest_plot(tmp_path):
+    results = tmp_path / "results"
+    for seed in range(3):
+        write(results, make_record(variant="none", seed=seed, path=f"paper/mnist/none_p0_step_current/seed{seed}"))
+    written = report.write_figures(results, tmp_path / "figures")
+    assert [p.name for p in written] == [report.FOREST_PNG]  # no uncertainty evaluation: no heatmap
+    assert written[0].read_bytes().startswith(b"\x89PNG")
