@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv data vendor book lab test lint unit-tests bench bench-deps clean
+.PHONY: venv data vendor book lab test lint unit-tests bench bench-deps clean results land
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ unit-tests: venv data
 # The book is built first so that tests/test_book.py checks the rendered pages.
 test: venv data vendor lint book
 	$(VENV)/bin/pytest -q --nbval
+
+# Every output derived from the committed records, regenerated: the README's findings and tables, its
+# figures (results/figures) and the analysis chapters, re-executed in place. Run it after adding records
+# to results/ (make land FROM=folder copies the finished ones there), then `make test`.
+ANALYSIS := results claims sensitivity neurons uncertainty discussion
+results: venv data
+	$(PY) -m snnlib report results --readme README.md
+	$(PY) -c "from snnlib.report import write_figures; write_figures('results', 'results/figures')"
+	cd notebooks && for nb in $(ANALYSIS); do ../$(VENV)/bin/jupyter execute --inplace $$nb.ipynb || exit 1; done
+
+land: venv
+	$(PY) scripts/land_records.py $(FROM) --dest results
+	$(MAKE) results
 
 bench-deps: venv
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-bench.txt

@@ -287,6 +287,7 @@ def verdict_table(claims: Claims, datasets: bool = True) -> str:
 
 SITE_NAMES = {"current": "the synaptic current (the paper's site)", "hidden": "the hidden spikes",
               "input": "the input spikes"}
+SITE_SHORT = {"current": "current", "hidden": "hidden spikes", "input": "input spikes"}
 CLAIM_TEXT = {"C1": "dropout and dropout2d give a higher training loss and a lower test accuracy than the base network",
               "C2": "feature dropout and alpha dropout make the network lose its ability to train and predict",
               "C3": "dropout changes which hidden neurons are most important"}
@@ -327,9 +328,14 @@ def _units(test: Test) -> tuple[float, int, str]:
     return 1.0, (2 if test.metric in C3_STATISTICS else 4), ""
 
 
+C3_SHORT = {"top10_overlap": "top-10 overlap", "kendall_tau": "Kendall tau", "hidden_importance": "L1 weights",
+            "hidden_silencing_drop": "silencing"}
+
+
 def metric_name(test: Test) -> str:
+    """The metric of a test by name (C3: the agreement statistic and, briefly, the importance measure)."""
     if test.claim == "C3":
-        return f"{C3_STATISTICS[test.metric]}, {C3_MEASURES[test.measure]}"
+        return f"{C3_SHORT[test.metric]} ({C3_SHORT[test.measure]})"
     return R.METRIC_NAMES.get(test.metric, test.metric)
 
 
@@ -374,23 +380,29 @@ def tests_table(tests: Iterable[Test], scale_accuracy: bool = True) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+COMPACT_COLUMNS = ("dataset", "kind", "site", "metric", "difference [95% CI]", "p (Holm)", "label")
+
+
 def tests_markdown(tests: Sequence[Test], extra: dict[str, Sequence[object]] | None = None,
-                   drop: Sequence[str] = ("claim", "role", "site")) -> str:
+                   columns: Sequence[str] = COMPACT_COLUMNS) -> str:
     """A Markdown table of tests for the book, with ``extra`` columns (name -> one value per test)
-    after the kind, and without the columns ``drop``."""
+    after the kind; ``columns`` chooses the columns of :func:`tests_table` (by default the few that fit
+    a page's column)."""
     frame = tests_table(tests)
+    names = list(columns)
     for position, (name, values) in enumerate((extra or {}).items()):
-        frame.insert(4 + position, name, list(values))
-    columns = [c for c in frame.columns if c not in drop]
-    return R.markdown_table(columns, frame[columns].values.tolist())
+        frame[name] = list(values)
+        names.insert(names.index("kind") + 1 + position if "kind" in names else position, name)
+    return R.markdown_table(names, frame[names].values.tolist())
 
 
 def power_markdown() -> str:
-    """The pre-registration's power table (:func:`snnlib.preregistration.power_table`) in Markdown."""
-    rows = [[r["family"], r["family_size"], r["tests"], TEST_NAMES[r["test"]],
+    """The pre-registration's power table (:func:`snnlib.preregistration.power_table`) in Markdown: per
+    family and group sizes, the test, the seeds, Holm's strictest threshold, the |t| a test needs there,
+    and the floor of the exact check (t-tests themselves have no floor)."""
+    rows = [[r["family"], f"{r['tests']} of {r['family_size']}", TEST_NAMES[r["test"]],
              f"{r['seeds']}" + (f" vs {r['reference_seeds']}" if r["reference_seeds"] and r["test"] == "welch" else ""),
-             "none (t-test)" if r["smallest_p"] == 0 else "-", f"{r['holm_first_threshold']:.4f}",
-             f"{r['t_needed']:.1f}", R.p_text(r["permutation_floor"])] for r in P.power_table()]
-    return R.markdown_table(["family", "tests in it", "of them here", "test", "seeds (kind vs reference)",
-                             "floor of its p", "Holm's strictest threshold", "|t| needed there",
+             f"{r['holm_first_threshold']:.4f}", f"{r['t_needed']:.1f}", R.p_text(r["permutation_floor"])]
+            for r in P.power_table()]
+    return R.markdown_table(["family", "tests", "test", "seeds", "Holm's strictest threshold", "|t| needed there",
                              "floor of the exact check"], rows)

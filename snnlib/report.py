@@ -69,9 +69,11 @@ def tuning_table(table) -> str:
 def tests_with_data(tests: list[C.Test]) -> tuple[str, str]:
     """(a table of the tests that have their data, one line naming the cells still waiting)."""
     done = [t for t in tests if not t.missing]
-    waiting = sorted({f"{t.claim} {R.DATASET_NAMES.get(t.dataset, t.dataset)} {C.kind_name(t)} on the {t.site}"
-                      for t in tests if t.missing})
-    table = C.tests_markdown(done, drop=("role",)) if done else "_No test has its data yet._"
+    waiting = sorted({f"{t.claim} {R.DATASET_NAMES.get(t.dataset, t.dataset)} {C.kind_name(t)} on the "
+                      f"{C.SITE_SHORT[t.site]}" for t in tests if t.missing})
+    columns = ("claim", "dataset", "kind", "site", "metric", "n", "difference [95% CI]", "p", "p (Holm)",
+               "exact check p", "label")
+    table = C.tests_markdown(done, columns=columns) if done else "_No test has its data yet._"
     return table, (f"Waiting for runs: {', '.join(waiting)}." if waiting else "Every planned test has its data.")
 
 
