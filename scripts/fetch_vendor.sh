@@ -6,7 +6,10 @@
 # Each package comes from the npm registry with `npm pack` (never `npm install`: no install
 # scripts run, no dependency tree) and its tarball must match the SHA-256 pinned below.
 # _config.yml points mathjax_path and nb_ipywidgets_js at these files and copies DEST into
-# the built site with html_static_path, so the pages load nothing from a CDN.
+# the built site with html_static_path, so the pages load nothing from a CDN. The packages are
+# used as published; what the widget manager gets wrong offline (where it looks for its font
+# files, the MathJax 2 call it makes to typeset labels) is mended by the book's own script,
+# book/_ext/static/widgets-offline.js, loaded before it.
 #
 # DEST/.fetched lists the packages and their SHA-256, written last: it marks a complete tree.
 #   fetch_vendor.sh DEST          fetch, verify and install (replaces what DEST holds)

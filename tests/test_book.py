@@ -46,6 +46,8 @@ LIVE_FIGURES = {
     "notebooks/network": [("threshold ϑ", "τ", "delay spread")],
     "notebooks/dropout": [("p",), ("kind", "p", "mask", "site")],
 }
+# The browser tests' window: a laptop's, in which the book's text column is about 770 px wide.
+WINDOW_WIDTH = 1400
 # Each equation of chapters 2 and 3 links to its section of the API page.
 API_LINKS = {
     "notebooks/network": ("api-eq1", "api-eq2", "api-eq3", "api-threshold"),
@@ -134,9 +136,12 @@ def test_no_cdn_and_local_assets_exist(page):
 def test_vendored_scripts_are_referenced():
     """The equations chapter loads MathJax, RequireJS and the widget manager from _static."""
     html = built_page("notebooks/network").read_text(encoding="utf-8")
-    for script in ("_static/mathjax/tex-mml-chtml.js", "_static/requirejs/require.js",
-                   "_static/jupyter-widgets/html-manager/embed-amd.js"):
+    scripts = ("_static/mathjax/tex-mml-chtml.js", "_static/requirejs/require.js", "_static/widgets-offline.js",
+               "_static/jupyter-widgets/html-manager/embed-amd.js")
+    for script in scripts:
         assert script in html, f"{script} is not loaded by network.html"
+    # the book's mending script between RequireJS and the widget manager (book/_ext/static)
+    assert html.index(scripts[1]) < html.index(scripts[2]) < html.index(scripts[3])
     assert 'type="application/vnd.jupyter.widget-state+json"' in html, "no saved widget state embedded"
 
 
@@ -234,6 +239,7 @@ def start_chromium(host_rules: str, window: str, script_timeout: float):
     options.binary_location = CHROMIUM
     for flag in (*CHROMIUM_FLAGS, host_rules, "--disable-dev-shm-usage", f"--window-size={window}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for driver.get_log
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     except WebDriverException as err:  # e.g. chromedriver and chromium of different versions
@@ -244,7 +250,7 @@ def start_chromium(host_rules: str, window: str, script_timeout: float):
 
 @pytest.fixture(scope="module")
 def browser():
-    driver = start_chromium(NO_NETWORK, "1280,1600", 20)
+    driver = start_chromium(NO_NETWORK, f"{WINDOW_WIDTH},1600", 20)
     yield driver
     driver.quit()
 
@@ -319,3 +325,22 @@ def test_live_figures_respond_without_kernel_or_network(browser, page):
             move(browser, control, forward=False)
             back = _wait(lambda fig=figure, first=first: shown_image(browser, fig) == first)
             assert back, f"{page}: moving {label!r} back did not restore the figure"
+
+
+@needs_book
+@needs_selenium
+@pytest.mark.parametrize("page", sorted(LIVE_FIGURES))
+def test_widget_pages_log_no_console_error(browser, page):
+    """Chapters 2 and 3 with their live figures rendered log no error in the browser console: no
+    script error (the widget manager typesets its labels through MathJax 2's ``MathJax.Hub.Queue``,
+    which MathJax 3 lacks: book/_ext/static/widgets-offline.js) and no missing file (the manager's
+    font files, looked for beside the page), from file:// with no network."""
+    browser.get_log("browser")  # what earlier tests left in the log
+    browser.get(built_page(page).as_uri())
+    figures = _wait(lambda: [f for f in browser.find_elements(By.CSS_SELECTOR, f".{LIVE_FIGURE_CLASS}")
+                             if shown_image(browser, f)] or None, timeout=30)
+    assert figures, f"{page}: no live figure rendered"
+    browser.execute_async_script("document.fonts.ready.then(() => arguments[arguments.length - 1]())")
+    time.sleep(1)  # a late error of the widget manager's promises
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, f"{page} logs {len(errors)} console error(s):\n" + "\n".join(errors)

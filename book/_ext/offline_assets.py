@@ -8,6 +8,13 @@ and, if ``vendor/`` is missing, incomplete or holds other versions, ``fetch_vend
 vendor``, so that ``jupyter-book build book/`` works on a fresh clone. Without npm it stops
 the build with one line that says what to install (and exit status 1).
 
+The book's own script for the widget pages, ``book/_ext/static/widgets-offline.js`` (in git,
+copied into ``_static/`` through ``html_static_path`` and loaded between RequireJS and the widget
+manager through ``nb_ipywidgets_js``), mends what the vendored manager gets wrong offline with
+MathJax 3: it points RequireJS at the manager's font files in ``_static/`` (the manager looks for
+them beside the page) and gives MathJax 3 the ``MathJax.Hub.Queue`` the manager calls to typeset
+its labels. Without it each widget page logs a ``TypeError`` per control and three missing fonts.
+
 Configuration (``sphinx: config:`` in ``_config.yml``): ``offline_assets_dir`` (default
 ``../vendor``) and ``offline_assets_script`` (default ``../scripts/fetch_vendor.sh``), both
 relative to the book root.
