@@ -344,3 +344,90 @@ def test_widget_pages_log_no_console_error(browser, page):
     time.sleep(1)  # a late error of the widget manager's promises
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, f"{page} logs {len(errors)} console error(s):\n" + "\n".join(errors)
+
+
+# ---------------------------------------------------------------- tables (Selenium)
+
+PLACEHOLDERS = {"", "-", "\u2013", "\u2014", "n/a"}  # hyphen, en dash, em dash, "n/a", empty
+
+# Every table of the page with every <details> opened (collapsed tables count: a reader opens
+# them), as its width, its container's, the article's, and its body rows' cell texts.
+_TABLES = """
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+const style = getComputedStyle(article);
+const column = article.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+return Array.from(article.querySelectorAll('table')).filter(t => t.getClientRects().length > 0).map(t => ({
+  width: t.scrollWidth,
+  container: t.parentElement.clientWidth,
+  column: column,
+  head: Array.from(t.querySelectorAll('thead th')).map(c => c.innerText.trim()),
+  rows: Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.innerText.trim())),
+}));
+"""
+
+
+def is_placeholder(text: str) -> bool:
+    return text.strip().lower() in PLACEHOLDERS
+
+
+# A cell that counts no data: "0", "0 vs 10", "10 vs 0", "0 of 5".
+NO_DATA = re.compile(r"0(\s+(vs|of)\s+\d+)?|\d+\s+vs\s+0")
+
+
+def placeholder_row(cells: list[str]) -> bool:
+    """A row that shows nothing: it ends in at least two placeholders ("-", "n/a" or empty) and
+    either they fill at least half of the row (all but its first few label cells, e.g.
+    ``MNIST | dropout | - | - | n/a``) or they follow a count of no data (``... | test accuracy |
+    0 vs 10 | - | - | - | n/a``). A row with something after its placeholders (the base network's
+    ``MNIST | none | - | - | - | 20 | 97.31``) or with values before two of them (``MNIST | 3 | tau 3 |
+    40.08 | 40.53 | | ``) shows something."""
+    trailing = len(cells) - next((i for i in range(len(cells), 0, -1) if not is_placeholder(cells[i - 1])), 0)
+    if trailing < 2 or trailing == len(cells):
+        return trailing >= 2
+    return 2 * trailing >= len(cells) or bool(NO_DATA.fullmatch(cells[-trailing - 1].strip()))
+
+
+def test_placeholder_rows_are_recognised():
+    assert placeholder_row(["0 vs 10", "-", "-", "n/a"])
+    assert placeholder_row(["C1", "CIFAR-10", "dropout", "current", "test accuracy", "0 vs 10", "-", "-", "-", "n/a"])
+    assert placeholder_row(["MNIST", "dropout", "hidden", "0", "-", "-", "-"])
+    assert placeholder_row(["MNIST", "dropout", "-", "-", "n/a"])
+    assert placeholder_row(["waiting", "", "\u2014"])
+    assert placeholder_row(["", "-"])
+    assert not placeholder_row(["MNIST", "none", "-", "-", "-", "20", "10", "97.31 \u00b1 0.16"])
+    assert not placeholder_row(["C1", "MNIST", "dropout", "10 vs 10", "+0.41", "4.8e-06", "-"])
+    assert not placeholder_row(["MNIST", "3", "delay_spread 1, tau 3", "40.08", "40.53", "", ""])
+    assert not placeholder_row(["MNIST", "ensembles", "better in the mean", "dropout: shift NLL", "-", "-"])
+    assert not placeholder_row(["budget", "9", "0"])
+
+
+def table_problems(tables: list[dict]) -> list[str]:
+    """What is wrong with the tables of a page: wider than their column, placeholder rows."""
+    problems = []
+    for n, table in enumerate(tables, start=1):
+        name = f"table {n} ({' | '.join(table['head'][:4]) or 'no header'}{' | ...' if len(table['head']) > 4 else ''})"
+        room = min(table["container"], table["column"])
+        if table["width"] > room + 1:  # a pixel of rounding
+            problems.append(f"{name} is {table['width']} px wide in a column of {room:.0f} px")
+        empty = [" | ".join(cells) for cells in table["rows"] if placeholder_row(cells)]
+        if empty:
+            problems.append(f"{name} has {len(empty)} placeholder row(s), e.g. {empty[0]!r}")
+    return problems
+
+
+@needs_book
+@needs_selenium
+@pytest.mark.parametrize("page", toc_entries())
+def test_tables_fit_their_column_and_show_something(browser, page):
+    """Every table of every page (collapsed ones opened), at a laptop's window width: no table is
+    wider than its column (its scroll width against its container's client width), and no row
+    shows only placeholders after its labels (a test or a cell without data belongs in a sentence
+    that says what is missing, not in a row of dashes)."""
+    path = built_page(page)
+    if not path.exists():
+        pytest.skip(f"{page} is not built")
+    browser.get(path.as_uri())
+    _wait(lambda: browser.execute_script("return document.readyState") == "complete", timeout=15)
+    problems = table_problems(browser.execute_script(_TABLES))
+    assert not problems, f"{page} at {WINDOW_WIDTH} px:\n" + "\n".join(problems)
