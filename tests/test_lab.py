@@ -14,6 +14,11 @@ stay under ``MAX_LATENCY_S``.
 
 Skips, saying why, when JupyterLab, Selenium, Chromium, chromedriver or the dataset cache
 is missing. The server is stopped, and every kernel it started killed, even on failure.
+
+JupyterLab keeps a checkpoint of every notebook it opens in ``.ipynb_checkpoints/`` beside it
+(``notebooks/.ipynb_checkpoints/dropout-checkpoint.ipynb`` after ``make lab``): git ignores
+those folders, and pytest does not collect them (``norecursedirs`` in pyproject.toml has
+``.*`` again, which the project's list had dropped from pytest's default).
 """
 
 from __future__ import annotations
@@ -62,13 +67,11 @@ LIVE_FIGURES = {"network.ipynb": 1, "dropout.ipynb": 2}
 # Every host name resolves to nothing, as in tests/test_book.py, except the server's address.
 LOCAL_ONLY = f"{NO_NETWORK}, EXCLUDE 127.0.0.1"
 
-pytestmark = [
-    pytest.mark.skipif(not HAS_JUPYTERLAB, reason="jupyterlab is not installed (pip install -r requirements.txt)"),
-    pytest.mark.skipif(
-        webdriver is None or CHROMIUM is None or CHROMEDRIVER is None,
-        reason="the JupyterLab test needs selenium (pip install -r requirements.txt), chromium and "
-               "chromedriver (apt-get install -y chromium chromium-driver)"),
-]
+needs_lab = pytest.mark.skipif(not HAS_JUPYTERLAB, reason="jupyterlab is not installed (pip install -r requirements.txt)")
+needs_browser = pytest.mark.skipif(
+    webdriver is None or CHROMIUM is None or CHROMEDRIVER is None,
+    reason="the JupyterLab test needs selenium (pip install -r requirements.txt), chromium and "
+           "chromedriver (apt-get install -y chromium chromium-driver)")
 
 
 def _free_port() -> int:
@@ -250,6 +253,8 @@ def _readout(control) -> str:
     return control.find_element(By.CSS_SELECTOR, ".widget-readout").text.strip()
 
 
+@needs_lab
+@needs_browser
 @pytest.mark.parametrize("notebook", sorted(SLIDERS))
 def test_chapter_runs_and_sliders_redraw_the_figure(lab, browser, notebook, tmp_path, request):
     """Run all cells of the chapter in JupyterLab, then move each slider of SLIDERS."""
@@ -321,3 +326,34 @@ def test_chapter_runs_and_sliders_redraw_the_figure(lab, browser, notebook, tmp_
     # Stop this chapter's kernel now (its memory and CPU), before the next chapter starts one.
     for session in lab.api("/api/sessions"):
         lab.api(f"/api/sessions/{session['id']}", method="DELETE")
+
+
+# ---------------------------------------------------------------- what the lab leaves behind
+
+_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": 1, "id": "c1", "metadata": {}, "outputs": [],
+                        "source": "1 + 1"}],
+             "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+             "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_lab_checkpoints_are_ignored_by_git():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in ("notebooks/.ipynb_checkpoints/dropout-checkpoint.ipynb", ".ipynb_checkpoints/x-checkpoint.ipynb"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT, check=False)
+        assert ignored.returncode == 0, f"git does not ignore {path}"
+
+
+def test_lab_checkpoints_are_not_collected_by_pytest(tmp_path):
+    """``pytest --nbval`` with the project's configuration, on a copy holding a chapter and the
+    checkpoint JupyterLab writes beside it, collects the chapter and not the checkpoint."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "tests").mkdir()
+    checkpoints = tmp_path / "notebooks" / ".ipynb_checkpoints"
+    checkpoints.mkdir(parents=True)
+    for path in (tmp_path / "notebooks" / "chapter.ipynb", checkpoints / "chapter-checkpoint.ipynb"):
+        path.write_text(json.dumps(_NOTEBOOK))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbval", "-p", "no:cacheprovider"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert "notebooks/chapter.ipynb::Cell 0" in proc.stdout, proc.stdout + proc.stderr
+    assert "checkpoint" not in proc.stdout, f"pytest collects JupyterLab's checkpoints:\n{proc.stdout}"
