@@ -9,9 +9,15 @@ of every stack of its level by ``ipywidgets.jslink``, a link that lives in the b
 Moving a control then shows another precomputed image, in Jupyter and in the built HTML
 alike (where the widget state saved in the notebook is embedded in the page).
 
-The cost is one drawing per grid point: keep grids small and figures small (low dpi, a
-reduced palette). Grid points that share a figure are drawn once (``same_as``), and equal
-images are stored once.
+The cost is one drawing per grid point: keep grids small and figures no wider than the
+book's column (:data:`COLUMN_WIDTH`), in a reduced palette. Grid points that share a figure
+are drawn once (``same_as``), and equal images are stored once.
+
+Figures that read on a laptop: the book's text column is about 770 px wide in a 1400 px
+window. A figure :data:`COLUMN_WIDTH` inches wide at :data:`BOOK_DPI` fills it without
+being scaled down, so its text shows at the size set by :func:`use_book_style` (10-12 pt,
+14-17 px). The images are drawn with :data:`DENSITY` times those pixels and shown at the
+column's size, sharp on a high-density laptop screen.
 """
 
 from __future__ import annotations
@@ -28,6 +34,50 @@ from matplotlib.figure import Figure
 
 #: CSS class of the outer box of every live figure (the book's browser test looks for it).
 LIVE_FIGURE_CLASS = "snn-live-figure"
+
+#: Pixels per inch of the book's figures as shown in the page (CSS pixels).
+BOOK_DPI = 100
+#: Width in inches of a figure that fills the book's text column at :data:`BOOK_DPI` (760 px:
+#: the column is about 770 px wide in a laptop's 1400 px window, 680 px in a 1280 px one).
+COLUMN_WIDTH = 7.6
+#: Image pixels per shown pixel: figures are drawn at ``DENSITY * BOOK_DPI`` and shown at
+#: :data:`BOOK_DPI`, sharp on a laptop's high-density screen.
+DENSITY = 2
+
+#: matplotlib settings of the book's figures (:func:`use_book_style`): at :data:`BOOK_DPI` a
+#: point is 1.39 px, so tick labels and legends show at 14 px and titles at 15-17 px.
+BOOK_STYLE: dict[str, Any] = {
+    "figure.dpi": BOOK_DPI,
+    "font.size": 10.5,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10.5,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 12,
+    "legend.frameon": False,
+}
+
+
+def use_book_style(retina: bool = True) -> None:
+    """Sets matplotlib's defaults to :data:`BOOK_STYLE` and, inside a Jupyter kernel with
+    ``retina``, makes the inline backend store each figure with twice its shown pixels in each
+    direction (IPython's ``retina`` format: the output says to show it at half that size).
+
+    Call it once at the top of a chapter; draw figures at most :data:`COLUMN_WIDTH` inches wide.
+    """
+    plt.rcParams.update(BOOK_STYLE)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return  # not in a kernel: no inline backend to set
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    set_matplotlib_formats("retina" if retina else "png")
+
 
 ControlStyle = Literal["slider", "dropdown", "toggle"]
 
@@ -93,9 +143,9 @@ class Control:
         return widgets.ToggleButtons(layout=layout, **common)
 
 
-def figure_png(fig: Figure, dpi: float = 80, colors: int | None = 64, close: bool = True) -> bytes:
-    """The figure as PNG bytes: the same bytes for the same drawing (no software tag or
-    timestamp in the file).
+def figure_png(fig: Figure, dpi: float = BOOK_DPI * DENSITY, colors: int | None = 64, close: bool = True) -> bytes:
+    """The figure as PNG bytes, ``dpi`` pixels per inch: the same bytes for the same drawing
+    (no software tag or timestamp in the file).
 
     ``colors``: reduce the image to a palette of this many colours (Pillow's fast octree
     quantizer), which makes a line or heat-map figure about 4 times smaller with no
@@ -114,16 +164,19 @@ def figure_png(fig: Figure, dpi: float = 80, colors: int | None = 64, close: boo
     return out.getvalue()
 
 
-def live_figure(render: Callable[..., Figure], controls: Sequence[Control], dpi: float = 80,
-                colors: int | None = 64, same_as: Callable[..., dict[str, Any]] | None = None) -> widgets.VBox:
+def live_figure(render: Callable[..., Figure], controls: Sequence[Control], dpi: float = BOOK_DPI,
+                colors: int | None = 64, same_as: Callable[..., dict[str, Any]] | None = None,
+                density: float = DENSITY) -> widgets.VBox:
     """A figure with controls that works with no kernel: precomputed images in linked stacks.
 
     ``render(**values)`` draws the figure for one value of every control (keywords: the
     controls' names) and returns a matplotlib figure. It is called for every point of the
     grid of control values (the product of their ``values``) and each figure is stored as
-    PNG bytes (:func:`figure_png` with ``dpi`` and ``colors``) in an ``ipywidgets.Image``;
+    PNG bytes (:func:`figure_png` with ``density * dpi`` pixels per inch and ``colors``) in an
+    ``ipywidgets.Image`` shown ``dpi`` CSS pixels per inch wide (at most the page's width);
     equal images are stored once. ``render`` may return a new figure each time (the
-    previous one is then closed) or the same figure updated in place.
+    previous one is then closed) or the same figure updated in place. A figure
+    :data:`COLUMN_WIDTH` inches wide at the default ``dpi`` fills the book's column.
 
     ``same_as(**values)``, if given, returns the values (all or some) of the grid point
     whose figure this point shares, for a control that does not matter in some corner of
@@ -153,9 +206,11 @@ def live_figure(render: Callable[..., Figure], controls: Sequence[Control], dpi:
             plt.close(last.pop())
         if not last:
             last.append(fig)
-        png = figure_png(fig, dpi, colors, close=False)
+        png = figure_png(fig, dpi * density, colors, close=False)
         if png not in images:
-            images[png] = widgets.Image(value=png, format="png", layout=widgets.Layout(max_width="100%"))
+            shown = round(fig.get_figwidth() * dpi)  # CSS pixels; the height follows
+            images[png] = widgets.Image(value=png, format="png", width=str(shown),
+                                        layout=widgets.Layout(max_width="100%", height="auto"))
         return images[png]
 
     def image(index: tuple[int, ...]) -> widgets.Image:

@@ -125,3 +125,34 @@ def test_control_styles_labels_and_errors():
         W.live_figure(line_figure, [])
     with pytest.raises(ValueError, match="differ"):
         W.live_figure(line_figure, [W.Control("a", (1,)), W.Control("a", (2,))])
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    with PIL.Image.open(io.BytesIO(png)) as img:
+        return img.size
+
+
+def test_images_are_drawn_dense_and_shown_at_the_book_size():
+    """A figure w inches wide is stored with DENSITY * BOOK_DPI pixels per inch and shown w *
+    BOOK_DPI CSS pixels wide (at most the page's width, its height following)."""
+    box = W.live_figure(line_figure, CONTROLS)
+    img = stack_at(box, (0, 0))
+    assert png_size(img.value) == (2 * W.BOOK_DPI * W.DENSITY, 1.5 * W.BOOK_DPI * W.DENSITY)
+    assert img.width == str(2 * W.BOOK_DPI)
+    assert img.layout.max_width == "100%" and img.layout.height == "auto"
+    plain = W.live_figure(line_figure, CONTROLS, dpi=50, density=1)
+    img = stack_at(plain, (0, 0))
+    assert png_size(img.value) == (100, 75) and img.width == "100"
+    assert plt.get_fignums() == []
+
+
+def test_book_style_reads_at_the_column_width():
+    """Outside a kernel use_book_style sets matplotlib's defaults only; a figure as wide as the
+    column is drawn as many CSS pixels wide as the column, with text of at least 13 px."""
+    with plt.rc_context():
+        W.use_book_style()
+        assert plt.rcParams["figure.dpi"] == W.BOOK_DPI
+        smallest = min(plt.rcParams[k] for k in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize",
+                                                 "ytick.labelsize", "legend.fontsize", "figure.titlesize"))
+        assert smallest * W.BOOK_DPI / 72 >= 13
+        assert 740 <= W.COLUMN_WIDTH * W.BOOK_DPI <= 780
