@@ -37,15 +37,15 @@ LIVE_FIGURE_CLASS = "snn-live-figure"
 
 #: Pixels per inch of the book's figures as shown in the page (CSS pixels).
 BOOK_DPI = 100
-#: Width in inches of a figure that fills the book's text column at :data:`BOOK_DPI` (760 px:
-#: the column is about 770 px wide in a laptop's 1400 px window, 680 px in a 1280 px one).
+#: Width in inches of a figure that fills the book's text column at :data:`BOOK_DPI`, 760 px. The
+#: column is about 770 px wide in a laptop's 1400 px window and 680 px in a 1280 px one.
 COLUMN_WIDTH = 7.6
-#: Image pixels per shown pixel: figures are drawn at ``DENSITY * BOOK_DPI`` and shown at
-#: :data:`BOOK_DPI`, sharp on a laptop's high-density screen.
+#: How many image pixels make one shown pixel, in each direction. Figures are drawn at
+#: ``DENSITY * BOOK_DPI`` and shown at :data:`BOOK_DPI`, sharp on a laptop's high-density screen.
 DENSITY = 2
 
-#: matplotlib settings of the book's figures (:func:`use_book_style`): at :data:`BOOK_DPI` a
-#: point is 1.39 px, so tick labels and legends show at 14 px and titles at 15-17 px.
+#: The matplotlib settings of the book's figures, set by :func:`use_book_style`. At
+#: :data:`BOOK_DPI` a point is 1.39 px, so tick labels and legends show at 14 px, titles at 15-17 px.
 BOOK_STYLE: dict[str, Any] = {
     "figure.dpi": BOOK_DPI,
     "font.size": 10.5,
