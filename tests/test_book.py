@@ -165,6 +165,20 @@ def test_bibliography_lists_every_reference_and_chapters_cite():
         assert "bibliography.html#id" in built_page(page).read_text(encoding="utf-8"), f"{page} cites nothing"
 
 
+# The words a reader of the analysis chapters must decode, each a term of book/glossary.md.
+GLOSSARY_TERMS = ("site", "cell", "current", "per-step-mask", "per-sample-mask", "time_consistent", "Holm-family",
+                  "primary-test", "secondary-test", "running-maximum", "second-edition", "third-edition",
+                  "feature_alpha", "control", "seed", "pre-registration")
+
+
+@needs_book
+def test_glossary_defines_the_books_words_and_the_landing_page_links_it():
+    html = built_page("glossary").read_text(encoding="utf-8")
+    missing = [term for term in GLOSSARY_TERMS if f'id="term-{term}"' not in html]
+    assert not missing, f"the glossary does not define {missing}"
+    assert 'href="glossary.html"' in built_page("index").read_text(encoding="utf-8"), "index.md does not link the glossary"
+
+
 def chromium(args: list[str], profile: Path, timeout: int = 50) -> subprocess.CompletedProcess:
     cmd = [CHROMIUM, *CHROMIUM_FLAGS, NO_NETWORK, "--disable-dev-shm-usage", f"--user-data-dir={profile}",
            "--virtual-time-budget=20000", *args]
