@@ -192,7 +192,8 @@ def lab(tmp_path_factory, real_data_dir):
 
 @pytest.fixture
 def browser():
-    driver = start_chromium(LOCAL_ONLY, "1400,1000", 150)
+    # the script timeout: running all of chapter 3 takes about 2 min on a busy 2-core machine
+    driver = start_chromium(LOCAL_ONLY, "1400,1000", 300)
     try:
         yield driver
     finally:
