@@ -396,13 +396,20 @@ def tests_markdown(tests: Sequence[Test], extra: dict[str, Sequence[object]] | N
     return R.markdown_table(names, frame[names].values.tolist())
 
 
+def family_name(family: str) -> str:
+    """A family's name for a reader (the importance measures by name)."""
+    for key, short in C3_SHORT.items():
+        family = family.replace(key, short)
+    return family
+
+
 def power_markdown() -> str:
     """The pre-registration's power table (:func:`snnlib.preregistration.power_table`) in Markdown: per
-    family and group sizes, the test, the seeds, Holm's strictest threshold, the |t| a test needs there,
+    family and group sizes, the test, the seeds, Holm's strictest threshold, the absolute t a test needs there,
     and the floor of the exact check (t-tests themselves have no floor)."""
-    rows = [[r["family"], f"{r['tests']} of {r['family_size']}", TEST_NAMES[r["test"]],
+    rows = [[family_name(r["family"]), f"{r['tests']} of {r['family_size']}", TEST_NAMES[r["test"]],
              f"{r['seeds']}" + (f" vs {r['reference_seeds']}" if r["reference_seeds"] and r["test"] == "welch" else ""),
              f"{r['holm_first_threshold']:.4f}", f"{r['t_needed']:.1f}", R.p_text(r["permutation_floor"])]
             for r in P.power_table()]
-    return R.markdown_table(["family", "tests", "test", "seeds", "Holm's strictest threshold", "|t| needed there",
+    return R.markdown_table(["family", "tests", "test", "seeds", "Holm's strictest threshold", "t needed there (absolute)",
                              "floor of the exact check"], rows)

@@ -238,7 +238,7 @@ def permutation_floor(n_a: int, n_b: int = 0, test: str = "welch") -> float:
 
 
 def critical_t(n_a: int, n_b: int, family_size: int, test: str = "welch") -> float:
-    """The |t| a test needs to pass Holm's strictest step (``ALPHA / family_size``) with these group
+    """The absolute t a test needs to pass Holm's strictest step (``ALPHA / family_size``) with these group
     sizes (Welch with equal variances on both sides, so ``n_a + n_b - 2`` degrees of freedom)."""
     dof = n_a - 1 if test in ("one_sample", "paired") else n_a + n_b - 2
     return float(stats.t.ppf(1 - ALPHA / family_size / 2, dof))
@@ -246,7 +246,7 @@ def critical_t(n_a: int, n_b: int, family_size: int, test: str = "welch") -> flo
 
 def power_table(specs: list[TestSpec] | None = None) -> list[dict]:
     """Per family and group sizes of the primary tests: how many tests, the seeds a side, the test,
-    the smallest p it can give, Holm's strictest threshold, the |t| needed there, and the floor of
+    the smallest p it can give, Holm's strictest threshold, the absolute t needed there, and the floor of
     the permutation check. Every primary test must be able to pass (``smallest_p`` below the
     threshold); ``tests/test_preregistration.py`` checks it."""
     specs = [s for s in (design() if specs is None else specs) if s.role == "primary"]
