@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +47,10 @@ def parse_device(name: str) -> torch.device | None:
     Checks only the spelling, not whether the device exists here (a grid may name a device
     of the machine that runs it). Raises ``ValueError`` with the allowed names.
     """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        raise ValueError(f"device must be a name, got {name!r}; allowed: {DEVICE_CHOICES}")
     if name == "auto":
         return None
     try:
@@ -141,6 +146,35 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """``data`` into ``path``, atomically (see :func:`write_atomic`)."""
     write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def replace_text(path: str | Path, text: str) -> Path:
+    """Writes ``text`` into the existing file ``path`` in place of its contents, atomically: a symbolic
+    link is followed (the file it names is replaced, the link stays), the file keeps its mode, and a
+    read-only file (no write permission for its owner) is refused with a one-line :class:`StorageError`
+    rather than replaced. Returns the file written."""
+    link = Path(path)
+    target = link.resolve()
+    if not target.is_file():
+        raise ValueError(f"no file {link}; name an existing file")
+    mode = stat.S_IMODE(target.stat().st_mode)
+    if not mode & stat.S_IWUSR:
+        raise StorageError(errno.EACCES, f"cannot write {link}: it is read-only (mode {mode:o}); make it writable "
+                                         f"(chmod u+w) or choose another file")
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, mode)
+
+    write_atomic(target, write)
+    return target
+
+
+def json_digest(obj: dict, leave_out: tuple[str, ...] = ()) -> str:
+    """SHA-256 of ``obj`` as canonical strict JSON (sorted keys, non-finite numbers as null), without
+    its top-level keys ``leave_out`` (the digest itself, and fields a reader adds)."""
+    body = {k: v for k, v in obj.items() if k not in leave_out}
+    return hashlib.sha256(json.dumps(strict_json(body), sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 def strict_json(obj: object) -> object:
@@ -242,22 +276,46 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
     :class:`FolderLocked` at once rather than waiting. The lock goes with the process: a killed
     process holds nothing, so no stale lock is left to remove by hand.
     """
-    import fcntl
 
     path = Path(folder) / LOCK_FILE
     try:
-        handle = open(path, "a+")  # noqa: SIM115 - held open for the block
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         raise storage_error(path, err) from err
+    with _exclusive(fd, f"another process is writing {folder} (it holds {path}); wait for it to end or choose "
+                        f"another folder"):
+        yield path
+
+
+@contextlib.contextmanager
+def _exclusive(fd: int, taken: str) -> Iterator[None]:
+    """Holds ``fcntl.flock`` on the open ``fd`` for the block, then closes it (which releases the lock);
+    :class:`FolderLocked` with the message ``taken`` at once if another holds it."""
+    import fcntl
+
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
-            raise FolderLocked(f"another process is writing {folder} (it holds {path}); wait for it to end "
-                               f"or choose another folder") from err
-        yield path
+            raise FolderLocked(taken) from err
+        yield
     finally:
-        handle.close()  # closing releases the lock
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_claim(folder: str | Path) -> Iterator[Path]:
+    """Holds an exclusive claim on the existing ``folder`` for the block: ``fcntl.flock`` on the folder
+    itself, so no file is made, and independent of :func:`folder_lock` (the runner claims a run folder
+    for the whole notebook, whose kernel then takes the folder's lock). A second claim, from any
+    process, gets :class:`FolderLocked` at once; the claim goes with the process."""
+    folder = Path(folder)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:
+        raise storage_error(folder, err) from err
+    with _exclusive(fd, f"another process is working on {folder}; wait for it to end or choose another folder"):
+        yield folder
 
 
 def folder_busy(folder: str | Path) -> bool:

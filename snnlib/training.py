@@ -8,6 +8,12 @@ atomically (temporary file, then rename), the checkpoint before the record, so a
 killed at any moment resumes from its last finished epoch and ends with exactly the
 numbers of an uninterrupted run.
 
+The record carries the SHA-256 of its contents (``record_sha256``; record version 3 requires it)
+and the weights file's (``weights_sha256``); the weights file and the checkpoint carry the
+configuration. :func:`record_problem` says why a record cannot be trusted (edited, unsealed, short of
+the epochs it claims, malformed); ``train``, :func:`load_trained` and every reader of the analysis
+refuse such a record with one line.
+
 Randomness comes in three streams, each seeded on its own so that changing one part of a
 configuration does not reshuffle the others:
 
@@ -38,7 +44,7 @@ import torch.nn.functional as F
 from . import data as D
 from .dropout import KINDS, check_p
 from .network import SITES, NetworkConfig, SRMNetwork
-from .params import MAX_SEED, ParameterError, boolean, choice, integer, parse_boolean, real
+from .params import MAX_SEED, ParameterError, boolean, check_mapping, choice, integer, parse_boolean, real
 from .system import (
     LOCK_FILE,
     FolderLocked,
@@ -46,12 +52,12 @@ from .system import (
     device_description,
     folder_lock,
     git_commit,
+    json_digest,
     load_state,
     resolve_device,
     save_state,
     save_torch_atomic,
     storage_error,
-    strict_json,
     write_json_atomic,
 )
 
@@ -123,10 +129,19 @@ class RunConfig:
             raise ValueError(f"t_enc ({self.t_enc}) must be shorter than the window T={net.T}")
 
     @classmethod
-    def from_parameters(cls, **params: object) -> RunConfig:
+    def from_parameters(cls, config_extra: object = None, **params: object) -> RunConfig:
         """The config of parameters given as text-friendly values (the experiment notebook's):
         ``time_consistent`` may be the text ``true``/``false`` (papermill passes ``-p time_consistent
-        false`` as a string); every other value must already have its type."""
+        false`` as a string); every other value must already have its type. ``config_extra`` (a dict)
+        holds any other field; a field given both ways is refused in one line rather than left to
+        Python's ``TypeError`` about a keyword given twice."""
+        if config_extra is not None:
+            extra = check_mapping("config_extra", config_extra)
+            twice = sorted(set(extra) & set(params))
+            if twice:
+                raise ParameterError(f"config_extra sets {', '.join(twice)}, which the notebook takes as "
+                                     f"parameter(s) of their own; pass -p {twice[0]} ... instead")
+            params = {**params, **extra}
         if "time_consistent" in params:
             params["time_consistent"] = parse_boolean("time_consistent", params["time_consistent"])
         unknown = sorted(set(params) - {f.name for f in fields(cls)})
@@ -182,7 +197,16 @@ class RunError(RuntimeError):
 
 # ---------------------------------------------------------------- one epoch
 
-RECORD_VERSION = 2  # 2: dropout-off training metrics, validation split, init_seed, weights file
+# 2: dropout-off training metrics, validation split, init_seed, weights file; 3: the record must carry its
+# SHA-256 (``record_sha256``), so that a record whose digest was deleted cannot pass for an older one, and a
+# finished record holds exactly its configuration's epochs. Version-2 records are sealed once into version 3
+# by ``python -m snnlib seal`` (:func:`snnlib.records.seal_results`); the analysis reads version 3 only.
+RECORD_VERSION = 3
+SEALED_VERSION = 3  # the first version that requires the digest
+RECORD_STATUSES = ("running", "finished", "diverged")
+SEAL_HINT = "seal its results folder once with `python -m snnlib seal RESULTS`"
+# per-neuron lists of a finished record
+NEURON_FIELDS = ("hidden_importance", "hidden_silencing_drop", "hidden_firing_rate", "hidden_mean_spike_step")
 
 
 @dataclass
@@ -361,8 +385,73 @@ def record_digest(record: dict) -> str:
     """SHA-256 of a record's canonical strict JSON, without its own ``record_sha256`` (and the
     ``path`` that :func:`snnlib.records.load_records` adds): a record changed after it was
     written no longer matches the digest it carries."""
-    body = {k: v for k, v in record.items() if k not in ("record_sha256", "path")}
-    return hashlib.sha256(json.dumps(strict_json(body), sort_keys=True, allow_nan=False).encode()).hexdigest()
+    return json_digest(record, ("record_sha256", "path"))
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _structure_problem(record: dict) -> str | None:
+    """What is wrong with the form of a record whose digest checks out (None: nothing)."""
+    status = record.get("status")
+    if status not in RECORD_STATUSES:
+        return f"its status {status!r} is not one of {', '.join(RECORD_STATUSES)}"
+    try:
+        config = RunConfig.from_dict(record["config"])
+    except (ValueError, TypeError) as err:
+        return f"its configuration is not valid ({err})"
+    epochs = record.get("epochs")
+    if not isinstance(epochs, list):
+        return f"its epochs are not a list of epochs (got {type(epochs).__name__})"
+    for i, entry in enumerate(epochs, 1):
+        if not isinstance(entry, dict) or entry.get("epoch") != i or isinstance(entry.get("epoch"), bool):
+            return f"its epoch entry {i} is not epoch {i}"
+        bad = sorted(k for k, v in entry.items() if v is not None and not _is_number(v))
+        if bad:
+            return f"its epoch {i} holds values that are not numbers ({', '.join(bad)})"
+    for key in NEURON_FIELDS:
+        values = record.get(key)
+        if values is not None and not (isinstance(values, list) and all(_is_number(v) for v in values)):
+            return f"its {key} is not a list of numbers"
+    done, wanted = len(epochs), config.epochs
+    if status == "finished" and done != wanted:
+        return f"it is marked finished but holds {done} of the {wanted} epochs of its configuration"
+    if status == "diverged" and not (record.get("diverged_at_epoch") == done and 1 <= done <= wanted):
+        return f"it is marked diverged at epoch {record.get('diverged_at_epoch')} but holds {done} epochs"
+    if status == "running" and done > wanted:
+        return f"it holds {done} epochs, more than the {wanted} of its configuration"
+    return None
+
+
+def record_problem(record: object, sealed: bool = True) -> str | None:
+    """Why ``record`` (a parsed ``metrics.json``) cannot be trusted, in words; None if it can.
+
+    A record is trusted when it carries the SHA-256 of its contents (:func:`record_digest`) and it
+    matches, and when it is a run record that agrees with its own configuration: a valid
+    configuration, epochs numbered 1, 2, ... holding numbers, and a finished run holds exactly its
+    configuration's epochs (a diverged one stops at ``diverged_at_epoch``). With ``sealed`` (every
+    reader of the analysis) it must also be of version :data:`SEALED_VERSION` or later; ``train``
+    and the seal step also take the version-2 records written with a digest.
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        return "it is not a run record (no configuration)"
+    version = record.get("record_version", 1)
+    if not _is_number(version) or version != int(version):
+        return f"its record_version {version!r} is not an integer"
+    if version > RECORD_VERSION:
+        return f"record version {version} is newer than this library reads ({RECORD_VERSION}); update snnlib"
+    digest = record.get("record_sha256")
+    if digest is None:
+        if version >= SEALED_VERSION:
+            return (f"it carries no SHA-256, which a record of version {version} must carry: it was changed "
+                    f"after it was written")
+        return f"it is not sealed (record version {version} without a SHA-256); {SEAL_HINT}"
+    if digest != record_digest(record):
+        return "it was changed after it was written (its SHA-256 differs)"
+    if sealed and version < SEALED_VERSION:
+        return f"it is not sealed (record version {version}); {SEAL_HINT}"
+    return _structure_problem(record)
 
 
 def write_record(path: Path, record: dict) -> None:
@@ -384,12 +473,12 @@ def check_out_dir(config: RunConfig, out: Path) -> dict | None:
     except (OSError, ValueError) as err:
         raise RunError(f"{metrics_path} is not a readable run record; move the folder away or choose "
                        f"another --out") from err
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict) \
-            or not isinstance(record.get("epochs"), list):
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         raise RunError(f"{metrics_path} is not a run record; choose another --out")
-    if "record_sha256" in record and record["record_sha256"] != record_digest(record):
-        raise RunError(f"{metrics_path} was changed after it was written (its SHA-256 differs); "
-                       f"move the folder away and run again")
+    problem = record_problem(record, sealed=False)
+    if problem is not None:
+        how = "" if "seal" in problem else "; move the folder away and run again"
+        raise RunError(f"{metrics_path} cannot be used: {problem}{how}")
     diff = config_difference(record["config"], config)
     if diff:
         raise RunError(f"--out {out} holds a run with a different configuration "
@@ -597,29 +686,38 @@ def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
 def load_trained(run_dir: str | Path, device: str | None = "cpu") -> tuple[RunConfig, SRMNetwork, dict]:
     """A finished run's configuration, trained network (in eval mode) and record.
 
-    The weights file must be the one the record names (its SHA-256 is checked), so an
-    analysis can never pair a record with another run's weights.
+    The record must be sealed and intact (:func:`record_problem`), and the weights file must be the
+    one the record names (its SHA-256 is checked) holding the record's configuration, so an analysis
+    can never pair a record with another run's weights, nor report an edited record's numbers.
     """
     run_dir = Path(run_dir)
+    metrics_path = run_dir / "metrics.json"
     try:
-        record = json.loads((run_dir / "metrics.json").read_text())
+        record = json.loads(metrics_path.read_text())
     except (OSError, ValueError) as err:
         raise RunError(f"{run_dir} holds no readable run record (metrics.json): {err}") from err
-    if record.get("status") != "finished" or "weights_sha256" not in record:
-        raise RunError(f"{run_dir}: the run is not finished, or its record names no weights file "
-                       f"(records older than version {RECORD_VERSION} kept none); rerun it")
+    problem = record_problem(record, sealed=True)
+    if problem is not None:
+        raise RunError(f"{metrics_path} cannot be used: {problem}")
+    fresh = "train the same configuration into a new folder (--out) and use that one"
+    if record["status"] == "diverged":
+        raise RunError(f"{run_dir}: the run {divergence(record)}; it has no trained network to use")
+    if record["status"] != "finished":
+        raise RunError(f"{run_dir}: the run is not finished ({len(record['epochs'])} of "
+                       f"{record['config'].get('epochs')} epochs); run its train command again to finish it")
+    if "weights_sha256" not in record:
+        raise RunError(f"{metrics_path} names no weights file (records older than version 2 kept none); {fresh}")
     path = run_dir / record.get("weights_file", WEIGHTS_FILE)
     if not path.exists():
-        raise RunError(f"{path} is missing (weights are not in git): rerun the run to recreate it")
+        raise RunError(f"{path} is missing (weights are not in git); {fresh}")
     raw = path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != record["weights_sha256"]:
-        raise RunError(f"{path} does not belong to {run_dir / 'metrics.json'} (SHA-256 differs); rerun the run")
+        raise RunError(f"{path} does not belong to {metrics_path} (SHA-256 differs); {fresh}")
     config = RunConfig.from_dict(record["config"])
     dev = resolve_device(device)
     saved = torch.load(path, map_location=dev, weights_only=True)
     if config_difference(saved.get("config"), config):
-        raise RunError(f"{path} holds the weights of another configuration than {run_dir / 'metrics.json'}; "
-                       f"rerun the run")
+        raise RunError(f"{path} holds the weights of another configuration than {metrics_path}; {fresh}")
     model = SRMNetwork(config.network_config()).to(dev)
     model.load_state_dict(saved["model"])
     return config, model.eval(), record

@@ -1,8 +1,12 @@
-"""Synthetic run records for the analysis tests: the study's configuration, chosen numbers."""
+"""Synthetic run records for the analysis tests: the study's configuration, chosen numbers, sealed
+(version 3 with the SHA-256 of their contents, as the readers require)."""
 
 from __future__ import annotations
 
-from snnlib.training import RECORD_VERSION, RunConfig
+import hashlib
+import json
+
+from snnlib.training import RECORD_VERSION, RunConfig, record_digest
 
 
 def make_record(dataset: str = "mnist", variant: str = "none", seed: int = 0, p: float | None = None,
@@ -20,10 +24,47 @@ def make_record(dataset: str = "mnist", variant: str = "none", seed: int = 0, p:
     epoch_list = [{"epoch": e, **numbers} for e in range(1, epochs + 1)]
     mask = "consistent" if time_consistent else "step"
     control = "" if init_seed is None else f"_init{init_seed}"
-    return {
+    record = {
         "record_version": RECORD_VERSION, "config": config.to_dict(), "status": status, "epochs": epoch_list,
         "hidden_importance": importance if importance is not None else [1.0] * 8,
         "hidden_silencing_drop": silencing if silencing is not None else [0.0] * 8,
         "hidden_firing_rate": [0.5] * 8, "hidden_mean_spike_step": [10.0] * 8, "wall_time_s": 1.0,
+        # stands for the digest of the run's weights file: one per configuration
+        "weights_sha256": hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest(),
         "path": path or f"x/{dataset}/{variant}_p{p}_{mask}_{site}/seed{seed}{control}",
     }
+    return reseal(record)
+
+
+def reseal(record: dict) -> dict:
+    """``record`` with the SHA-256 of its contents as they are now (after a test changed them)."""
+    record["record_sha256"] = record_digest(record)
+    return record
+
+
+def make_evaluation(record: dict, nll: float = 0.1, ece: float = 0.01) -> dict:
+    """A sealed ``uncertainty.json`` of ``record`` (which must be sealed): one method on the test set."""
+    from snnlib.uncertainty import sealed_evaluation
+
+    return sealed_evaluation({
+        "kind": "run", "settings": {"uncertainty_version": 2, "passes": 50, "mask_seed": 0},
+        "config": record["config"], "weights_sha256": record["weights_sha256"],
+        "record_sha256": record["record_sha256"], "record_test_acc": record["epochs"][-1]["test_acc"],
+        "sets": {"test": {"kind": "test", "family": None, "level": None}},
+        "methods": {"deterministic": {"cost": {"forward_passes": 1, "synaptic_events_per_prediction": 8e4},
+                                      "results": {"test": {"accuracy": 0.97, "nll": nll, "ece": ece}}}}})
+
+
+def make_ensemble(records: list[dict], names: list[str], nll: float = 0.07) -> dict:
+    """A sealed ``ensemble*.json`` of sealed ``records``, named by ``names`` (their folders relative to
+    the ensemble file's)."""
+    from snnlib.uncertainty import sealed_evaluation
+
+    return sealed_evaluation({
+        "kind": "ensemble", "settings": {"uncertainty_version": 2},
+        "member_sha256": sorted(r["weights_sha256"] for r in records),
+        "members": [{"path": n, "seed": r["config"]["seed"], "weights_sha256": r["weights_sha256"],
+                     "record_sha256": r["record_sha256"]} for n, r in zip(names, records, strict=True)],
+        "config": records[0]["config"], "sets": {"test": {"kind": "test", "family": None, "level": None}},
+        "methods": {"ensemble": {"cost": {"forward_passes": len(records), "synaptic_events_per_prediction": 2e5},
+                                 "results": {"test": {"accuracy": 0.98, "nll": nll, "ece": 0.01}}}}})
