@@ -1,13 +1,18 @@
-"""Command line: ``python -m snnlib {train,fetch,summary,compare,claims,report,uncertainty,bench} ...``.
+"""Command line: ``python -m snnlib {train,fetch,summary,compare,claims,report,uncertainty,bench,seal} ...``.
 
 Bad input exits with status 2 and one line naming the problem; nothing saved is touched. A
-full disk, a read-only folder or a run that diverged exit with status 1 and one line.
+full disk, a read-only folder or a run that diverged exit with status 1 and one line. A file that
+a reader skips (an edited, unsealed or duplicated record or evaluation) is named in one line
+``warning: ...`` on stderr. No command writes its output over a file that another command wrote
+for the analysis (``--json`` must be a new file that is not named like one).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
+import warnings
 from pathlib import Path
 
 from .data import DATASETS
@@ -108,8 +113,18 @@ def _results_folder(path: str, label: str = "results") -> Path:
     return root
 
 
+# Files that the analysis reads or that runs keep: no command writes its own output under these names.
+ANALYSIS_FILES = ("metrics.json", "uncertainty.json", "ensemble*.json", "weights.pt", "checkpoint.pt",
+                  "experiment.ipynb", "*.tmp", ".lock")
+
+
 def _refuse_existing(path: str | None) -> None:
-    if path and Path(path).exists():
+    if not path:
+        return
+    if any(fnmatch.fnmatch(Path(path).name, name) for name in ANALYSIS_FILES):
+        raise ValueError(f"{path} is named like a file the analysis reads or a run keeps ({', '.join(ANALYSIS_FILES)}); "
+                         f"choose another name")
+    if Path(path).exists() or Path(path).is_symlink():
         raise ValueError(f"{path} exists; remove it or choose another file")
 
 
@@ -131,14 +146,23 @@ def _report(args: argparse.Namespace) -> int:
     grids = Path(args.grids)
     if not grids.is_dir():
         raise ValueError(f"no grids folder {grids}; pass --grids DIR (the folder of the study's grid files)")
-    report = study_report(_results_folder(args.results), grids)
+    readme = None
     if args.readme:
-        from .report import with_report
-        from .system import write_atomic
-
         readme = Path(args.readme)
-        text = with_report(readme.read_text(encoding="utf-8"), report)
-        write_atomic(readme, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        if any(fnmatch.fnmatch(readme.name, name) for name in ANALYSIS_FILES):
+            raise ValueError(f"--readme {readme} is a file the analysis reads or a run keeps; name the README")
+        if not readme.resolve().is_file():
+            raise ValueError(f"no README {readme}; --readme must name an existing file with the report markers")
+    report = study_report(_results_folder(args.results), grids)
+    if readme is not None:
+        from .report import with_report
+        from .system import replace_text
+
+        try:
+            text = with_report(readme.read_text(encoding="utf-8"), report)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read README {readme}: {err}") from err
+        replace_text(readme, text)  # a symbolic link's file, keeping its mode; a read-only file is refused
         print(f"wrote the report into {readme}")
     else:
         print(report, end="")
@@ -146,22 +170,29 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .records import compare_records, load_records
+    from .records import REPRODUCED, compare_records, scan_records
     from .system import git_commit, write_json_atomic
 
     reference, rerun = _results_folder(args.reference, "reference results"), _results_folder(args.rerun, "rerun results")
     _refuse_existing(args.json)
-    rows = compare_records(load_records(reference), load_records(rerun))
-    if not rows:
+    expected = None
+    if args.grid:
+        from .runner import expand_grid, load_grid
+
+        expected = [spec.rel for spec in expand_grid(load_grid(args.grid))]
+    (old, old_refused), (new, new_refused) = scan_records(reference), scan_records(rerun)
+    if not new and not new_refused:
         raise ValueError(f"no run records under {rerun}")
+    rows = compare_records(old, new, new_refused, expected, old_refused)
     for row in rows:
         times = ""
         if row["reference_wall_time_s"] is not None and row["rerun_wall_time_s"] is not None:
             times = f"  wall {row['reference_wall_time_s']:.0f} s -> {row['rerun_wall_time_s']:.0f} s"
         detail = f" (importances within {row['importance_difference']:.1e})" if row["verdict"] == "reproduced" else ""
-        print(f"{row['path']}: {row['verdict']}{detail}{times}")
+        why = f" ({row['why']})" if row.get("why") else ""
+        print(f"{row['path']}: {row['verdict']}{detail}{why}{times}")
     verdicts = [row["verdict"] for row in rows]
-    good = sum(v in ("identical", "reproduced") for v in verdicts)
+    good = sum(v in REPRODUCED for v in verdicts)
     counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
     print(f"{good} of {len(rows)} rerun records reproduce the reference: {counts}")
     if args.json:
@@ -191,6 +222,18 @@ def _claims(args: argparse.Namespace) -> int:
         write_json_atomic(Path(args.json), {"command": "claims", "results": args.results, "git_commit": commit,
                                             "git_dirty": dirty, "records": len(records), **claims.to_json()})
     return 0
+
+
+def _seal(args: argparse.Namespace) -> int:
+    from .records import seal_results
+
+    root = _results_folder(args.results)
+    done, refused = seal_results(root, check=args.check)
+    for line in refused:
+        print(f"refused {line}", file=sys.stderr)
+    what = "to seal" if args.check else "sealed"
+    print(f"{done} files {what}, {len(refused)} refused; the rest were sealed already")
+    return 2 if refused else 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -230,9 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="check a rerun of a grid against the records it should reproduce",
                              description="Compare every run record under RERUN with the record at the same "
                                          "place under REFERENCE: configuration and every per-epoch and "
-                                         "per-neuron number (times excluded). Exit status 1 if any differs.")
+                                         "per-neuron number (times excluded). A rerun that is missing (every "
+                                         "reference record's, or with --grid every run of the grid) or whose "
+                                         "record is damaged counts as a difference. Exit status 1 if any differs.")
     compare.add_argument("reference", help="the records to reproduce, e.g. results/paper")
     compare.add_argument("rerun", help="the rerun's records, e.g. the --results folder of the runner plus /paper")
+    compare.add_argument("--grid", help="the grid file the rerun ran (its runs must all be there); default: every "
+                                        "reference record must have its rerun")
     compare.add_argument("--json", help="also write the comparison to this JSON file (must not exist)")
     claims = sub.add_parser("claims", help="the verdict on each of the paper's claims, from the records under RESULTS",
                             description="Test the paper's claims C1-C3 on every run record under RESULTS (runs are "
@@ -248,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--grids", default="grids", help="the folder of the grid files (default: grids)")
     report.add_argument("--readme", help="replace the report block of this README (between its report markers) "
                                          "instead of printing")
+    seal = sub.add_parser("seal", help="seal the run records and evaluations of a results folder once (version 3)",
+                          description="Give every version-2 run record and every uncertainty evaluation under "
+                                      "RESULTS the SHA-256 of its contents and of the records it was made from, after "
+                                      "checking each against its committed version in git (or, for a record git does "
+                                      "not track, against the SHA-256 it carries); refuses, one line each, any that "
+                                      "differ. Sealed files are left as they are. See snnlib.records.seal_results.")
+    seal.add_argument("results", help="a results folder, e.g. results")
+    seal.add_argument("--check", action="store_true", help="say what would be sealed or refused, write nothing")
     from .bench import add_arguments as add_bench_arguments
     from .uncertainty import add_arguments as add_uncertainty_arguments
 
@@ -262,16 +317,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """A warning as one line ``warning: ...`` (a skipped file), without Python's source lines."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = shown
+
+
+def _run(args: argparse.Namespace) -> int:
     from .data import DataError
     from .system import StorageError
     from .training import RunError
 
     try:
         commands = {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary, "compare": _compare,
-                    "claims": _claims, "report": _report, "uncertainty": _uncertainty}
+                    "claims": _claims, "report": _report, "uncertainty": _uncertainty, "seal": _seal}
         return commands[args.command](args)
     except (ValueError, RunError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)

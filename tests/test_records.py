@@ -83,8 +83,10 @@ def test_expected_and_missing_runs_against_a_grid_file(tmp_path):
     (tmp_path / "g.json").write_text(json.dumps(grid))
     expected = R.expected_runs([tmp_path / "g.json"])
     assert expected == [f"g/mnist/none_p0_step_current/seed{s}" for s in range(3)]
-    records = [make_record(path=expected[0]), make_record(path=expected[1], status="running")]
+    records = [make_record(seed=0, val_size=0, path=expected[0]),
+               make_record(seed=1, val_size=0, path=expected[1], status="running")]
     assert R.missing_runs(expected, records) == ["g/mnist/none_p0_step_current: seed 2 missing; seed 1 unfinished"]
+    assert expected[0].config == records[0]["config"]
 
 
 def test_compare_records_verdicts():
