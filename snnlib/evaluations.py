@@ -54,24 +54,66 @@ METHOD_NAMES = {"deterministic": "deterministic (dropout off)", "temperature": "
 
 def load_evaluations(root: str | Path) -> list[dict]:
     """Every evaluation under ``root``: ``**/uncertainty.json`` (one run) and ``**/ensemble*.json``
-    (several), each with ``path``, its file relative to ``root``. Unreadable files are skipped with
-    a warning."""
+    (several), each with ``path``, its file relative to ``root``, each evaluation once.
+
+    Only sealed files made from the sealed records beside them are read
+    (:func:`snnlib.uncertainty.evaluation_problem`): the file's own SHA-256 must check out, and so must
+    the SHA-256 of each run record it names (a run's: the record in its folder; an ensemble's: each
+    member's), which :func:`snnlib.records.load_records` must read (under ``root``, each run once). An
+    edited file, a copy into a folder without its run, a file left from before its folder's run was
+    trained again, or a second file of the same ensemble is skipped with a one-line warning."""
     root = Path(root)
     if not root.is_dir():
         return []
-    found = []
+    record_at = _records_at(root)
+    found, seen = [], {}
     for path in sorted([*root.glob("**/uncertainty.json"), *root.glob("**/ensemble*.json")]):
+        rel = path.relative_to(root).as_posix()
         try:
             evaluation = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             warnings.warn(f"skipping {path}: {err}", stacklevel=2)
             continue
-        if not isinstance(evaluation, dict) or "methods" not in evaluation:
-            warnings.warn(f"skipping {path}: not an uncertainty evaluation", stacklevel=2)
+        why = _evaluation_problem(evaluation, path, record_at)
+        key = None if why else _evaluation_key(evaluation, path, record_at)
+        if key in seen:
+            why = f"it is the same evaluation as {seen[key]}, which is read"
+        if why:
+            warnings.warn(f"skipping {path}: {why}", stacklevel=2)
             continue
-        evaluation["path"] = path.relative_to(root).as_posix()
+        seen[key] = rel
+        evaluation["path"] = rel
         found.append(evaluation)
     return found
+
+
+def _records_at(root: Path):
+    """``record_at(folder)``: the record :func:`records.load_records` reads in ``folder`` (under ``root``),
+    or why there is none."""
+    records, refused = R.scan_records(root)
+    by_folder = {(root / r["path"]).resolve(): r for r in records}
+    why_not = {(root / rel).resolve(): why for rel, why in refused}
+
+    def record_at(folder: Path) -> dict | str:
+        folder = folder.resolve()
+        return by_folder.get(folder) or why_not.get(folder) or "there is no run record there under the folder read"
+
+    return record_at
+
+
+def _evaluation_problem(evaluation: object, path: Path, record_at) -> str | None:
+    from .uncertainty import evaluation_problem
+
+    return evaluation_problem(evaluation, path, record_at)
+
+
+def _evaluation_key(evaluation: dict, path: Path, record_at) -> tuple:
+    """What makes two evaluations one: the kind, the settings and the run records evaluated."""
+    if evaluation["kind"] == "run":
+        made_from = (record_at(path.parent)["path"],)
+    else:
+        made_from = tuple(sorted(record_at(path.parent / m["path"])["path"] for m in evaluation["members"]))
+    return evaluation["kind"], json.dumps(evaluation.get("settings"), sort_keys=True), made_from
 
 
 def _none(value: object) -> float:

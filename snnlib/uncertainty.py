@@ -71,13 +71,25 @@ The record (``uncertainty.json``, strict JSON; NaN, e.g. an empty reliability bi
   for the mean of the first ``n`` passes (and ``auroc_vs_test`` per score); numbers are rounded to
   :data:`SIGNIFICANT_DIGITS` significant digits;
 * ``git_commit``, ``git_dirty``, ``torch_version``, ``python_version``, ``device``,
-  ``device_name``, ``wall_time_s``.
+  ``device_name``, ``wall_time_s``;
+* the seals: ``record_sha256``, the SHA-256 of the run record it was made from (an ensemble: in each
+  member), and ``evaluation_sha256``, the SHA-256 of the file's own contents (:func:`evaluation_digest`).
+  A reader takes a file only when both check out (:func:`evaluation_problem`): an edited file, a copy
+  into a folder without its record, or a file left from before the folder's run was trained again is
+  refused.
+
+The command writes ``RUN_DIR/uncertainty.json`` and, with ``--ensemble``, a file named ``ensemble*.json``
+(the names the analysis reads); a file there that is not such an evaluation is never replaced, not
+even with ``--overwrite``. Each folder it writes in is locked while it works (a second command on the
+same run is refused in one line).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import fnmatch
 import json
 import math
 import os
@@ -94,11 +106,22 @@ from . import data as D
 from . import functional as SF
 from . import shift as S
 from .network import SRMNetwork
-from .system import StorageError, device_description, git_commit, resolve_device, write_json_atomic
-from .training import EVAL_BATCH, RunConfig, RunError, load_trained, stream_seed
+from .system import (
+    FolderLocked,
+    StorageError,
+    device_description,
+    folder_lock,
+    git_commit,
+    json_digest,
+    resolve_device,
+    write_json_atomic,
+)
+from .training import EVAL_BATCH, SEAL_HINT, RunConfig, RunError, load_trained, stream_seed
 
 UNCERTAINTY_VERSION = 2  # 2: the curve at CURVE_POINTS, numbers rounded to SIGNIFICANT_DIGITS
 OUTPUT_FILE = "uncertainty.json"
+ENSEMBLE_PATTERN = "ensemble*.json"  # the names of ensemble files that the analysis reads
+DIGEST_KEY = "evaluation_sha256"
 DEFAULT_PASSES = 50
 DEFAULT_SHIFT_SUBSET = 2000
 DEFAULT_ANGLES = (30, 60, 90, 120, 150, 180)
@@ -812,6 +835,7 @@ def evaluate_run(run_dir: str | Path, passes: int = DEFAULT_PASSES, mask_seed: i
         "settings": settings_dict(config.dataset, passes, mask_seed, shift_subset, angles, batch_size),
         "config": config.to_dict(),
         "weights_sha256": record["weights_sha256"],
+        "record_sha256": record["record_sha256"],
         "record_test_acc": last["test_acc"],
         "record_test_synaptic_events": last["test_synaptic_events"],
         "has_dropout": dropout,
@@ -868,7 +892,8 @@ def evaluate_ensemble(run_dirs: list[str | Path], shift_subset: int | None = DEF
         "settings": ensemble_settings(config.dataset, shift_subset, angles, batch_size),
         "member_sha256": sorted(rec["weights_sha256"] for _, _, rec in members),
         "members": [{"path": n, "seed": cfg.seed, "variant": cfg.variant, "p": cfg.p,
-                     "weights_sha256": rec["weights_sha256"]} for n, (cfg, _, rec) in zip(names, members, strict=True)],
+                     "weights_sha256": rec["weights_sha256"], "record_sha256": rec["record_sha256"]}
+                    for n, (cfg, _, rec) in zip(names, members, strict=True)],
         "config": config.to_dict(),
         "sets": {es.name: {**es.spec.describe(), "samples": len(es.labels)} for es in sets},
         "methods": {"ensemble": _method_entry(_score_method(sets, probs, mi, N_BINS), events,
@@ -876,6 +901,105 @@ def evaluate_ensemble(run_dirs: list[str | Path], shift_subset: int | None = DEF
         **_provenance(dev),
         "wall_time_s": wall,
     }
+
+
+# ---------------------------------------------------------------- sealed files
+
+def evaluation_digest(evaluation: dict) -> str:
+    """SHA-256 of an evaluation's canonical strict JSON, without its own ``evaluation_sha256`` (and the
+    ``path`` that :func:`snnlib.evaluations.load_evaluations` adds)."""
+    return json_digest(evaluation, (DIGEST_KEY, "path"))
+
+
+def sealed_evaluation(evaluation: dict) -> dict:
+    """``evaluation`` rounded (:func:`rounded`) and with its digest, as it is written."""
+    out = rounded({k: v for k, v in evaluation.items() if k != DIGEST_KEY})
+    out[DIGEST_KEY] = evaluation_digest(out)
+    return out
+
+
+def _same_config(a: object, b: object) -> bool:
+    try:
+        return RunConfig.from_dict(a).to_dict() == RunConfig.from_dict(b).to_dict()
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+_AGAIN = "run `python -m snnlib uncertainty` on it again with --overwrite"
+
+
+def link_evaluation(evaluation: dict, path: Path,
+                    record_at: Callable[[Path], dict | str]) -> tuple[dict | None, str | None]:
+    """(``evaluation`` with the SHA-256 of each run record it was made from, or None; why it cannot be
+    linked, or None). ``path`` is the evaluation's file and ``record_at(folder)`` the sealed record in a
+    folder, or why there is none. A run's evaluation is its folder's ``uncertainty.json`` and was made
+    from the record beside it: the same weights (``weights_sha256``), configuration and test accuracy.
+    An ensemble's file is named ``ensemble*.json`` and each member (a folder relative to the file's)
+    has the weights the file names."""
+    path = Path(path)
+    linked = copy.deepcopy(evaluation)
+    kind = evaluation.get("kind")
+    if kind == "run":
+        if path.name != OUTPUT_FILE:
+            return None, f"a run's evaluation must be its folder's {OUTPUT_FILE}"
+        record = record_at(path.parent)
+        if isinstance(record, str):
+            return None, f"no sealed run record is beside it ({record})"
+        if evaluation.get("weights_sha256") != record.get("weights_sha256"):
+            return None, f"it was made from other weights than the record beside it names (a stale or copied file); {_AGAIN}"
+        if not _same_config(evaluation.get("config"), record["config"]):
+            return None, "its configuration is not the one of the record beside it"
+        if "record_test_acc" in evaluation and evaluation["record_test_acc"] != record["epochs"][-1].get("test_acc"):
+            return None, "its record_test_acc is not the last test accuracy of the record beside it"
+        linked["record_sha256"] = record["record_sha256"]
+        return linked, None
+    if kind != "ensemble":
+        return None, f"its kind {kind!r} is neither run nor ensemble"
+    if not fnmatch.fnmatch(path.name, ENSEMBLE_PATTERN):
+        return None, f"an ensemble's file must be named {ENSEMBLE_PATTERN}"
+    members = linked.get("members")
+    if not isinstance(members, list) or len(members) < 2 \
+            or not all(isinstance(m, dict) and isinstance(m.get("path"), str) for m in members):
+        return None, "its members are not a list of at least two run folders"
+    records = []
+    for member in members:
+        record = record_at(path.parent / member["path"])
+        if isinstance(record, str):
+            return None, f"its member {member['path']} has no sealed run record ({record})"
+        if member.get("weights_sha256") != record.get("weights_sha256"):
+            return None, f"its member {member['path']} was evaluated with other weights than its record names; {_AGAIN}"
+        member["record_sha256"] = record["record_sha256"]
+        records.append(record)
+    if linked.get("member_sha256") != sorted(m["weights_sha256"] for m in members):
+        return None, "its member_sha256 is not the list of its members' weights"
+    if not _same_config(evaluation.get("config"), records[0]["config"]):
+        return None, "its configuration is not the one of its first member's record"
+    return linked, None
+
+
+def evaluation_problem(evaluation: object, path: Path, record_at: Callable[[Path], dict | str]) -> str | None:
+    """Why the evaluation in file ``path`` cannot be read, in words; None if it can: it must carry the
+    SHA-256 of its contents and of each run record it was made from, and both must check out
+    (:func:`link_evaluation`)."""
+    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("methods"), dict) \
+            or not isinstance(evaluation.get("config"), dict):
+        return "it is not an uncertainty evaluation"
+    digest = evaluation.get(DIGEST_KEY)
+    if digest is None:
+        return f"it is not sealed (no SHA-256); {SEAL_HINT}, or {_AGAIN}"
+    if digest != evaluation_digest(evaluation):
+        return "it was changed after it was written (its SHA-256 differs)"
+    linked, why = link_evaluation(evaluation, path, record_at)
+    if why:
+        return why
+    if evaluation.get("kind") == "run":
+        made_from = [evaluation.get("record_sha256")] == [linked["record_sha256"]]
+    else:
+        made_from = [m.get("record_sha256") for m in evaluation["members"]] == [
+            m["record_sha256"] for m in linked["members"]]
+    if not made_from:
+        return f"it was made from another run record than the one it names now (a stale or copied file); {_AGAIN}"
+    return None
 
 
 # ---------------------------------------------------------------- command line
@@ -902,17 +1026,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: refuse; one with the same settings is skipped)")
 
 
-def _existing(path: Path, wanted: dict, overwrite: bool) -> bool:
-    """True if ``path`` holds the same evaluation (skip it); raises if it holds another one and
-    ``overwrite`` is not set."""
-    if not path.exists():
+def _existing(path: Path, wanted: dict, overwrite: bool, kind: str) -> bool:
+    """True if ``path`` holds this evaluation, intact (skip it); False if it is to be computed. Raises a
+    one-line ``ValueError`` if ``path`` holds anything but an evaluation of ``kind`` (such a file is
+    never replaced, not even with ``overwrite``), or another or a damaged evaluation without
+    ``overwrite``."""
+    if not path.exists() and not path.is_symlink():
         return False
     try:
         saved = json.loads(path.read_text())
-        same = all(saved.get(k) == v for k, v in wanted.items())
-    except (OSError, ValueError, AttributeError):
-        same = False
-    if same:
+    except (OSError, ValueError):
+        saved = None
+    if path.is_symlink() or not isinstance(saved, dict) or saved.get("kind") != kind \
+            or not isinstance(saved.get("methods"), dict):
+        raise ValueError(f"{path} exists and is not an uncertainty evaluation of kind {kind!r} (never replaced); "
+                         f"move it away or choose another file")
+    if saved.get(DIGEST_KEY) != evaluation_digest(saved):
+        if overwrite:
+            return False
+        raise ValueError(f"{path} was changed after it was written (or is not sealed); pass --overwrite to "
+                         f"compute it again")
+    if all(saved.get(k) == v for k, v in wanted.items()):
         return True
     if not overwrite:
         raise ValueError(f"{path} holds an evaluation with other settings or weights; "
@@ -936,43 +1070,77 @@ def _check_args(args: argparse.Namespace) -> None:
             raise ValueError(f"--angles must be in (0, 360] degrees, got {a}")
     if args.ensemble is not None and len(args.run_dirs) < 2:
         raise ValueError("--ensemble needs at least 2 RUN_DIRs")
+    if args.ensemble is not None and not fnmatch.fnmatch(Path(args.ensemble).name, ENSEMBLE_PATTERN):
+        raise ValueError(f"--ensemble must name a file {ENSEMBLE_PATTERN} (the name the analysis reads), "
+                         f"got {args.ensemble}")
+
+
+def _plan(args: argparse.Namespace) -> tuple[list[str], dict, bool]:
+    """(the runs to evaluate, {run: what its file must hold}, whether the ensemble is to be computed);
+    raises a one-line ``ValueError``, :class:`RunError` or ``DataError`` for bad input."""
+    todo, wanted, configs = [], {}, []
+    for d in args.run_dirs:
+        config, _, record = load_trained(d, "cpu")  # refuses damaged, unsealed, unfinished runs, foreign weights
+        configs.append(config)
+        wanted[d] = {"settings": settings_dict(config.dataset, args.passes, args.mask_seed, args.shift_subset,
+                                               args.angles, args.batch_size),
+                     "weights_sha256": record["weights_sha256"], "record_sha256": record["record_sha256"]}
+        if not _existing(Path(d) / OUTPUT_FILE, wanted[d], args.overwrite, "run"):
+            todo.append(d)
+    ensemble_todo = False
+    if args.ensemble is not None:
+        out = Path(args.ensemble)
+        if out.is_dir():
+            raise ValueError(f"--ensemble {out} is a folder; give a file name")
+        if len({_ensemble_key(c) for c in configs}) != 1:
+            raise ValueError("--ensemble runs must share dataset, test subset, t_enc and T")
+        wanted["ensemble"] = {"settings": ensemble_settings(configs[0].dataset, args.shift_subset, args.angles,
+                                                            args.batch_size),
+                              "member_sha256": sorted(w["weights_sha256"] for w in wanted.values())}
+        ensemble_todo = not _existing(out, wanted["ensemble"], args.overwrite, "ensemble")
+    return todo, wanted, ensemble_todo
+
+
+def _lock_folders(stack: contextlib.ExitStack, folders: list[Path]) -> None:
+    """Locks each folder (once) for the rest of the command: a second command on one of them is refused."""
+    for folder in dict.fromkeys(f.resolve() for f in folders):
+        try:
+            stack.enter_context(folder_lock(folder))
+        except FolderLocked as err:
+            raise RunError(str(err)) from err
 
 
 def main(args: argparse.Namespace) -> int:
     """``python -m snnlib uncertainty``: writes ``RUN_DIR/uncertainty.json`` for every run (and the
-    ensemble's file with ``--ensemble``). Everything is checked before anything is computed or
-    written; bad input gives one line ``error: ...`` on stderr and status 2. A run whose file
-    holds the same settings and weights is skipped, so rerunning does nothing."""
-    try:
-        _check_args(args)
-        resolve_device(args.device)
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        if len({Path(d).resolve() for d in args.run_dirs}) != len(args.run_dirs):
-            raise ValueError("a RUN_DIR is given twice")
-        todo, sha, configs = [], {}, []
-        for d in args.run_dirs:
-            config, _, record = load_trained(d, "cpu")  # refuses unfinished runs, missing or foreign weights
-            sha[d] = record["weights_sha256"]
-            configs.append(config)
-            settings = settings_dict(config.dataset, args.passes, args.mask_seed, args.shift_subset, args.angles,
-                                     args.batch_size)
-            if not _existing(Path(d) / OUTPUT_FILE, {"settings": settings, "weights_sha256": sha[d]}, args.overwrite):
-                todo.append(d)
-        ensemble_todo = False
-        if args.ensemble is not None:
-            out = Path(args.ensemble)
-            if out.is_dir():
-                raise ValueError(f"--ensemble {out} is a folder; give a file name")
-            if len({_ensemble_key(c) for c in configs}) != 1:
-                raise ValueError("--ensemble runs must share dataset, test subset, t_enc and T")
-            wanted = {"settings": ensemble_settings(configs[0].dataset, args.shift_subset, args.angles,
-                                                    args.batch_size),
-                      "member_sha256": sorted(sha.values())}
-            ensemble_todo = not _existing(out, wanted, args.overwrite)
-    except (ValueError, RunError, D.DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    ensemble's file with ``--ensemble``). Everything is checked, and every folder written is locked,
+    before anything is computed or written; bad input gives one line ``error: ...`` on stderr and
+    status 2. A run whose file holds the same settings, weights and record is skipped, so rerunning
+    does nothing."""
+    with contextlib.ExitStack() as stack:
+        try:
+            _check_args(args)
+            resolve_device(args.device)
+            if args.threads is not None:
+                torch.set_num_threads(args.threads)
+            if len({Path(d).resolve() for d in args.run_dirs}) != len(args.run_dirs):
+                raise ValueError("a RUN_DIR is given twice")
+            todo, _, ensemble_todo = _plan(args)
+            folders = [Path(d) for d in todo]
+            if ensemble_todo:
+                Path(args.ensemble).parent.mkdir(parents=True, exist_ok=True)
+                folders.append(Path(args.ensemble).parent)
+            _lock_folders(stack, folders)
+            todo, wanted, ensemble_todo = _plan(args)  # again under the locks: another command may have ended
+        except (ValueError, RunError, D.DataError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except StorageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        return _compute(args, todo, ensemble_todo)
+
+
+def _compute(args: argparse.Namespace, todo: list[str], ensemble_todo: bool) -> int:
     try:
         for d in args.run_dirs:
             if d not in todo:
@@ -980,7 +1148,7 @@ def main(args: argparse.Namespace) -> int:
                 continue
             result = evaluate_run(d, args.passes, args.mask_seed, args.shift_subset, args.angles, args.device,
                                   args.batch_size)
-            write_json_atomic(Path(d) / OUTPUT_FILE, rounded(result))
+            write_json_atomic(Path(d) / OUTPUT_FILE, sealed_evaluation(result))
             m = result["methods"]
             line = ", ".join(f"{k} {v['results']['test'].get('accuracy', float('nan')):.4f}/"
                              f"{v['results']['test'].get('ece', float('nan')):.4f}" for k, v in m.items())
@@ -990,10 +1158,9 @@ def main(args: argparse.Namespace) -> int:
                 print(f"{args.ensemble}: up to date, nothing to do")
             else:
                 out = Path(args.ensemble)
-                out.parent.mkdir(parents=True, exist_ok=True)
                 result = evaluate_ensemble(args.run_dirs, args.shift_subset, args.angles, args.device,
                                            args.batch_size, relative_to=out.parent)
-                write_json_atomic(out, rounded(result))
+                write_json_atomic(out, sealed_evaluation(result))
                 test = result["methods"]["ensemble"]["results"]["test"]
                 print(f"{out}: ensemble of {len(args.run_dirs)}, test accuracy {test['accuracy']:.4f}, "
                       f"ECE {test['ece']:.4f}")

@@ -17,8 +17,8 @@ import torch
 from snnlib import data as D
 from snnlib import uncertainty as U
 from snnlib.network import SRMNetwork
-from snnlib.system import save_torch_atomic, strict_json, write_json_atomic
-from snnlib.training import RunConfig, run
+from snnlib.system import save_torch_atomic, strict_json
+from snnlib.training import RunConfig, run, write_record
 
 TINY = dict(dataset="mnist", epochs=2, train_subset=2000, test_subset=500, val_size=500)
 FAST = ["--passes", "3", "--shift-subset", "100", "--angles", "90", "180", "--threads", "1"]
@@ -373,7 +373,7 @@ def test_no_validation_split_no_temperature(runs, use_real_data, tmp_path):
     saved = torch.load(folder / "weights.pt", weights_only=True)  # the weights name their configuration too
     saved["config"]["val_size"] = 0
     record["weights_sha256"] = save_torch_atomic(folder / "weights.pt", saved)
-    write_json_atomic(folder / "metrics.json", record)
+    write_record(folder / "metrics.json", record)  # sealed again: the record was changed on purpose
     result = U.evaluate_run(folder, passes=2, shift_subset=20, angles=(90,))
     assert set(result["methods"]) == {"deterministic"} and "temperature" in result["not_evaluated"]
 
@@ -403,7 +403,7 @@ def test_command_ensemble(runs, use_real_data, tmp_path, capsys):
     members = [tmp_path / "a", tmp_path / "b"]
     shutil.copytree(runs / "dropout", members[0])
     shutil.copytree(runs / "base", members[1])
-    out = tmp_path / "ensembles" / "e.json"
+    out = tmp_path / "ensembles" / "ensemble_ab.json"
     argv = [str(m) for m in members] + [*FAST, "--ensemble", str(out)]
     assert U.main(_parse(argv)) == 0
     record = json.loads(out.read_text())
@@ -437,7 +437,7 @@ def test_command_refuses_bad_input_in_one_line(runs, use_real_data, tmp_path, ca
     running = tmp_path / "running"
     shutil.copytree(runs / "dropout", running)
     record = json.loads((running / "metrics.json").read_text())
-    write_json_atomic(running / "metrics.json", {**record, "status": "running"})
+    write_record(running / "metrics.json", {**record, "status": "running"})
     assert "missing" in _one_line_error(capsys, [str(no_weights), *FAST])
     assert "not finished" in _one_line_error(capsys, [str(running), *FAST])
     assert "no readable run record" in _one_line_error(capsys, [str(tmp_path / "absent"), *FAST])
