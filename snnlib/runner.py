@@ -30,8 +30,9 @@ innermost, which is also the order of execution. Keys are RunConfig fields (data
 time_consistent, site, seed, epochs, train_subset, test_subset, batch_size, lr, weight_decay, t_enc,
 network); ``network`` is a dict of NetworkConfig overrides merged key by key, and ``network.NAME`` sets
 one of them (also as an axis). A run entry may not set a key that is an axis. Identical configurations
-are run once. Structural problems (not JSON, unknown keys, two different configurations in one folder)
-are a bad grid file: one line on stderr and exit status 2, before anything runs. A configuration whose
+are run once, however they are spelled (a default given or left out): in the folder of the first. Structural
+problems (not JSON, a key given twice in one object, unknown keys, two different configurations in one
+folder) are a bad grid file: one line on stderr and exit status 2, before anything runs. A configuration whose
 values are invalid (say p = 1.5) fails on its own: the others still run, and it is reported at the end.
 
 Results layout
@@ -68,20 +69,25 @@ worker has it). ``--threads`` overrides both thread counts.
 Each configuration prints one line as it ends: ``done`` (test accuracy, training time, total time),
 ``skipped`` (finished earlier) or ``failed`` (the error, and the executed notebook to look at); a summary
 and the list of failures come last. ``--dry-run`` lists every configuration with its state (new, partial,
-finished, diverged, invalid, foreign: a folder that holds another run) and runs nothing.
+finished, diverged, invalid, foreign: a folder that holds another run, damaged: a record that fails its
+checks, such as an edited one or a finished one short of epochs, or unsealed: a version-2 record without a
+digest, to be sealed by ``python -m snnlib seal``) and runs nothing; a damaged or unsealed folder is never
+trained over, and counts as a failure.
 
-Each run holds a lock on its folder while it trains (:func:`snnlib.system.folder_lock`), so two runners
-on one results folder cannot write the same run: a runner that reaches a configuration another process is
-training leaves it to that process (``busy``, not a failure) and goes on with the next, so two runners
-with ``--jobs 1`` each can work through the same grid files side by side (``scripts/run_study.sh``).
+Each run holds a lock on its folder while it trains (:func:`snnlib.system.folder_lock`), and the runner
+claims the folder (:func:`snnlib.system.folder_claim`) before its notebook starts, for as long as the
+notebook runs, so two runners on one results folder cannot write the same run nor its executed notebook: a
+runner that reaches a configuration another process has claimed or is training leaves it to that process
+(``busy``, not a failure) and goes on with the next, so two runners with ``--jobs 1`` each can work through
+the same grid files side by side (``scripts/run_study.sh``).
 Ctrl-C or SIGTERM shut the kernels down cleanly. When the runner is killed (even
 with SIGKILL), each child notices within a second that its parent is gone, kills its kernel and exits, so
 the runner can be restarted at once. With ``--scheduler``, configurations already started keep running on
 the cluster.
 
 Exit status: 0 when every configuration is finished (or busy in another process); 1 when some failed (all
-listed at the end), or, with ``--dry-run``, when some configuration is invalid, foreign or diverged; 2 for a
-bad grid file or bad options; 130 when interrupted (run the same command again to resume).
+listed at the end), or, with ``--dry-run``, when some configuration is invalid, foreign, diverged, damaged
+or unsealed; 2 for a bad grid file or bad options; 130 when interrupted (run the same command again to resume).
 """
 
 from __future__ import annotations
@@ -103,8 +109,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from .system import allocator_env, assign_devices, folder_busy, parse_device
-from .training import RunConfig, config_difference, divergence
+from .system import FolderLocked, allocator_env, assign_devices, folder_busy, folder_claim, parse_device
+from .training import RunConfig, config_difference, divergence, record_problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "experiment.ipynb"
@@ -117,6 +123,8 @@ LAYOUT_KEYS = ("dataset", "variant", "p", "time_consistent", "site", "seed")
 NOTEBOOK_FIELDS = (*LAYOUT_KEYS, "epochs", "train_subset", "test_subset")
 NOTEBOOK_PARAMETERS = (*NOTEBOOK_FIELDS, "config_extra", "device", "threads", "progress", "out_dir", "fresh")
 TOP_KEYS = ("name", "description", "base", "axes", "runs")
+# states of a configuration that the runner reports as failed without running it
+SETTLED_FAILURES = ("diverged", "invalid", "foreign", "damaged", "unsealed")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -205,6 +213,16 @@ def check_grid(grid: object, source: str = "grid") -> dict:
     return grid
 
 
+def _no_key_twice(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a key given twice (plain JSON keeps the last one silently)."""
+    obj: dict = {}
+    for key, value in pairs:
+        if key in obj:
+            raise GridError(f"key {key!r} is given twice in one object; give each key once")
+        obj[key] = value
+    return obj
+
+
 def load_grid(path: str | Path) -> dict:
     """Reads and checks a grid file; raises :class:`GridError`."""
     path = Path(path)
@@ -213,7 +231,9 @@ def load_grid(path: str | Path) -> dict:
     except OSError as err:
         raise GridError(f"cannot read grid file {path}: {err.strerror or err}") from err
     try:
-        grid = json.loads(text)
+        grid = json.loads(text, object_pairs_hook=_no_key_twice)
+    except GridError as err:
+        raise GridError(f"{path}: {err}") from err
     except ValueError as err:
         raise GridError(f"{path} is not valid JSON: {err}") from err
     return check_grid(grid, str(path))
@@ -251,6 +271,7 @@ def expand_grid(grid: dict) -> list[RunSpec]:
     base = _flatten(grid.get("base") or {})
     specs: list[RunSpec] = []
     by_folder: dict[str, RunSpec] = {}
+    by_config: dict[str, RunSpec] = {}
     index = 0
     for combo in itertools.product(*(axes[k] for k in axis_keys)):
         for run in runs:
@@ -270,14 +291,21 @@ def expand_grid(grid: dict) -> list[RunSpec]:
                     continue  # the same configuration twice: run it once
                 raise GridError(f"configurations {other.index} and {spec.index} differ but both map to folder "
                                 f"{spec.rel}: {other.kwargs} vs {spec.kwargs}")
+            key = None if spec.config is None else json.dumps(spec.config, sort_keys=True)
+            if key in by_config:
+                continue  # the same configuration spelled another way: run once, in the first one's folder
             by_folder[spec.rel] = spec
+            if key is not None:
+                by_config[key] = spec
             specs.append(spec)
     return specs
 
 
 def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
     """(state, record, detail): state is new, partial, finished, diverged (its training loss became NaN or
-    infinite: settled, reported as a failure), foreign (another run's folder) or invalid."""
+    infinite: settled, reported as a failure), foreign (another run's folder), damaged (a record of this
+    configuration that fails its checks: edited, or short of epochs), unsealed (a version-2 record without
+    a digest) or invalid. Damaged and unsealed folders are reported as failures, never trained over."""
     if spec.error is not None:
         return "invalid", None, f"invalid configuration: {spec.error}"
     path = grid_root / spec.rel / "metrics.json"
@@ -292,6 +320,11 @@ def run_state(spec: RunSpec, grid_root: Path) -> tuple[str, dict | None, str]:
     if diff:
         return "foreign", None, (f"{path.parent} holds a run with a different configuration "
                                  f"(differs in: {', '.join(diff)}); move it away")
+    problem = record_problem(record, sealed=False)
+    if problem is not None:
+        if "not sealed" in problem:
+            return "unsealed", None, f"{path}: {problem}"
+        return "damaged", None, f"{path} cannot be used: {problem}; move it away to run it again"
     if record.get("status") == "finished":
         return "finished", record, ""
     if record.get("status") == "diverged":
@@ -459,32 +492,69 @@ def execute(task: dict) -> dict:
     result = {"name": task["name"], "out": str(out), "notebook": str(output_nb), "status": "failed",
               "device": task["params"].get("device")}
     try:
-        if folder_busy(out):  # another runner on the same results folder is training it
+        if folder_busy(out):  # another process (a runner's kernel, a train command) is training it
             result.update(status="busy")
             return result
         out.mkdir(parents=True, exist_ok=True)
-        threads = task.get("threads") or _dask_threads(task.get("host_slots"))
-        result["threads"] = threads
-        status, stderr = run_notebook(task["notebook"], output_nb, {**task["params"], "threads": threads},
-                                      kernel=task["kernel"], cwd=task["cwd"], threads=threads)
-        if status != 0:
-            error = (_notebook_error(output_nb) or _last_line(stderr)
-                     or f"the notebook's process exited with status {status}")
-            result["error"] = f"{error} (see {output_nb})"
-            return result
-        record = json.loads((out / "metrics.json").read_text())
-        if config_difference(record.get("config"), RunConfig.from_dict(task["config"])):
-            result["error"] = "the notebook ran another configuration than asked (are all parameters passed?)"
-        elif record.get("status") == "diverged":
-            result["error"] = divergence(record)
-        elif record.get("status") != "finished":
-            result["error"] = f"the notebook ended but the run's status is {record.get('status')!r}"
-        else:
-            result.update(status="done", record=_summary(record))
+        with folder_claim(out):  # held for the whole notebook: no second runner starts one here
+            if folder_busy(out):
+                result.update(status="busy")
+                return result
+            done = _settled_record(out, task["config"])
+            if done is not None:  # another runner ended it since this one looked: its notebook stays
+                if done["status"] == "diverged":
+                    result["error"] = divergence(done)
+                else:
+                    result.update(status="skipped", record=_summary(done))
+                return result
+            return _execute_claimed(task, out, output_nb, result)
+    except FolderLocked:  # another runner has claimed it
+        result.update(status="busy")
     except Exception as err:  # noqa: BLE001 - a failure of one configuration must not stop the grid
         result["error"] = f"{type(err).__name__}: {err}"
     finally:
         result["elapsed_s"] = time.perf_counter() - start
+    return result
+
+
+def _settled_record(out: Path, config: dict) -> dict | None:
+    """The record in ``out`` if it is an intact record of ``config`` that is finished (or diverged)."""
+    try:
+        record = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if record_problem(record, sealed=False) is not None or \
+            config_difference(record.get("config"), RunConfig.from_dict(config)):
+        return None
+    return record if record.get("status") in ("finished", "diverged") else None
+
+
+def _execute_claimed(task: dict, out: Path, output_nb: Path, result: dict) -> dict:
+    """The body of :func:`execute`, in a folder the runner has claimed."""
+    threads = task.get("threads") or _dask_threads(task.get("host_slots"))
+    result["threads"] = threads
+    status, stderr = run_notebook(task["notebook"], output_nb, {**task["params"], "threads": threads},
+                                  kernel=task["kernel"], cwd=task["cwd"], threads=threads)
+    if status != 0:
+        error = (_notebook_error(output_nb) or _last_line(stderr)
+                 or f"the notebook's process exited with status {status}")
+        if "another process is writing" in error:  # a train command took the folder's lock first
+            result.update(status="busy")
+            return result
+        result["error"] = f"{error} (see {output_nb})"
+        return result
+    record = json.loads((out / "metrics.json").read_text())
+    problem = record_problem(record, sealed=True)
+    if config_difference(record.get("config"), RunConfig.from_dict(task["config"])):
+        result["error"] = "the notebook ran another configuration than asked (are all parameters passed?)"
+    elif problem is not None:
+        result["error"] = f"the run's record cannot be used: {problem}"
+    elif record.get("status") == "diverged":
+        result["error"] = divergence(record)
+    elif record.get("status") != "finished":
+        result["error"] = f"the notebook ended but the run's status is {record.get('status')!r}"
+    else:
+        result.update(status="done", record=_summary(record))
     return result
 
 
@@ -657,7 +727,7 @@ class _Report:
             state, record, detail = states[spec.rel]
             if state == "finished":
                 self.line("skipped", spec.rel, f"{_describe(_summary(record))}  (finished earlier)")
-            elif state in ("invalid", "foreign", "diverged"):
+            elif state in SETTLED_FAILURES:
                 self.line("failed", spec.rel, detail)
 
     def finished(self, task: dict, result: dict) -> None:
@@ -669,6 +739,8 @@ class _Report:
             self.line("done", task["name"], detail)
         elif result["status"] == "busy":
             self.line("busy", task["name"], "another process is training it (left to that process)")
+        elif result["status"] == "skipped":
+            self.line("skipped", task["name"], f"{_describe(result['record'])}  (another process ended it)")
         else:
             self.line("failed", task["name"], result.get("error", "unknown error"))
 
@@ -795,9 +867,8 @@ def _dry_run(grid: dict, specs: list[RunSpec], states: dict, grid_root: Path) ->
         if state == "finished":
             detail = _describe(_summary(record))
         print(f"  {state:<8} {spec.rel}  {detail}".rstrip())
-    print(", ".join(f"{counts[s]} {s}" for s in ("new", "partial", "finished", "diverged", "invalid", "foreign")
-                    if s in counts))
-    return 1 if counts.get("invalid") or counts.get("foreign") or counts.get("diverged") else 0
+    print(", ".join(f"{counts[s]} {s}" for s in ("new", "partial", "finished", *SETTLED_FAILURES) if s in counts))
+    return 1 if any(counts.get(s) for s in SETTLED_FAILURES) else 0
 
 
 if __name__ == "__main__":
