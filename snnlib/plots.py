@@ -10,6 +10,10 @@ from :mod:`snnlib.records`, :mod:`snnlib.claims` and :mod:`snnlib.findings`).
 - :func:`forest` draws tests as a forest plot (difference with its 95% interval, coloured by its
   label after Holm's correction); :func:`forest_figure` the primary tests of every claim;
   :func:`verdict_heatmap` the uncertainty verdict's method x metric matrix.
+- For the analysis chapters: :func:`plot_site_curves` (Figures 2-5 of one site, every metric in one
+  figure), :func:`plot_rate_mask` (rate and mask in time), :func:`plot_secondary_tests` (the study's own
+  questions as forest plots), :func:`plot_c3_tests` (the C3 tests) and :func:`plot_agreement` (how well
+  rankings of hidden neurons agree with a base run).
 
 Every function accepts empty or partial data and says so on the axes.
 """
@@ -17,14 +21,19 @@ Every function accepts empty or partial data and says so on the axes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from . import analysis, findings
+from . import preregistration as P
 from . import records as R
+from .claims import kind_name
 from .dropout import KINDS
 
 _COLORS = plt.get_cmap("tab10").colors
@@ -336,4 +345,287 @@ def verdict_heatmap(matrix: pd.DataFrame, datasets: Sequence[str] = R.DATASETS,
                 _empty(ax, "no evaluations")
     fig.suptitle(f"MC dropout of each kind against the base network (after Holm): {legend}", fontsize="medium")
     fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- the book's analysis chapters
+
+SIGNIFICANT_COLOR = "#1f5fa8"  # a test of the study's own questions, significant after Holm (no claimed side)
+GROUP_COLORS = {findings.CONTROL_LABEL: (0.1, 0.1, 0.1), findings.OTHER_SEED_LABEL: (0.62, 0.62, 0.62)}
+
+
+def _short_label(label: str, width: int = 13) -> str:
+    """A group's name over a few lines, for tick labels: ``dropout2d = feature dropout`` in two."""
+    short = {findings.CONTROL_LABEL: "control (no dropout)", findings.OTHER_SEED_LABEL: "another seed (chance)"}
+    return textwrap.fill(short.get(label, label), width, break_long_words=False)
+
+
+def plot_site_curves(table: pd.DataFrame, dataset: str, site: str = "current",
+                     metrics: Sequence[str] = ("train_loss", "train_eval_loss", "test_acc"),
+                     kinds: Sequence[str] | None = None, p: float = 0.5, mask: str = "step", epochs: int = 20,
+                     panel_size: tuple[float, float] = (1.65, 1.65), log_loss: bool = True) -> plt.Figure:
+    """The paper's Figures 2-5 for one dataset and one site in one figure: a row per metric, a column per
+    distinct dropout operation at ``site`` (kinds that are one operation there are drawn once and named
+    together, :func:`snnlib.findings.kind_label`), each panel the base network (grey) against the kind,
+    mean ± std over seeds per epoch; the seeds of each kind in its
+    column's title, the base network's in the legend. A kind without runs says so in its panels. A loss
+    panel takes a log scale when ``log_loss`` and its curves span more than a factor of 20."""
+    kinds = list(kinds) if kinds is not None else list(P.distinct(site, findings.DROPOUT_KINDS))
+    base = R.base_runs(table, dataset, epochs)
+    fig, axes = plt.subplots(len(metrics), len(kinds), squeeze=False, sharex=True,
+                             figsize=(panel_size[0] * len(kinds) + 0.9, panel_size[1] * len(metrics) + 1.0))
+    for j, kind in enumerate(kinds):
+        runs = R.cell_runs(table, dataset, P.operation(site, kind), p=p, mask=mask, site=site, epochs=epochs)
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            plot_band(ax, base, metric, color=kind_color("none"))
+            plot_band(ax, runs, metric, color=kind_color(kind))
+            drawn = np.concatenate([line.get_ydata() for line in ax.get_lines()] or [np.array([])])
+            # a log scale where the losses span more than a factor of 20, a linear one where that would hide it
+            if log_loss and metric not in R.ACCURACY_METRICS and drawn.size and drawn.min() > 0 \
+                    and drawn.max() / drawn.min() > 20:
+                ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
+            if runs.empty:
+                _empty(ax, "waiting\nfor runs")
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize="small")
+        axes[0, j].set_title(f"{textwrap.fill(findings.kind_label(site, kind), 22)}\n(n={len(runs)})",
+                             fontsize="small", color=kind_color(kind))
+    for i, metric in enumerate(metrics):
+        axes[i, 0].set_ylabel(textwrap.fill(metric_label(metric), 18), fontsize="small")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize="small")
+    fig.legend(handles=[plt.Line2D([], [], color=kind_color("none"), marker="o", ms=3,
+                                   label=f"base network, no dropout (n={len(base)})"),
+                        Patch(color="0.5", alpha=0.3, label="± 1 standard deviation over seeds")],
+               loc="lower center", ncol=2, fontsize="small", frameon=False)
+    fig.suptitle(f"{R.DATASET_NAMES.get(dataset, dataset)}: dropout on {findings.SITE_WORDS[site]}, p = {p:g}, "
+                 f"{'a new mask every step' if mask == 'step' else 'one mask per sample'}", fontsize="medium")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def _base_reference(ax: plt.Axes, values: pd.Series) -> None:
+    """The base network's mean as a horizontal line and its ± 1 standard deviation as a grey band
+    across ``ax``, from its values over seeds (nothing without values)."""
+    if values.empty:
+        return
+    spread = values.std(ddof=1) if len(values) > 1 else 0.0
+    ax.axhspan(values.mean() - spread, values.mean() + spread, color="0.88", lw=0)
+    ax.axhline(values.mean(), color=kind_color("none"), lw=1, label=f"base network (n={len(values)})")
+
+
+def plot_rate_mask(table: pd.DataFrame, datasets: Sequence[str] = R.DATASETS, metric: str = "test_acc",
+                   panel_size: tuple[float, float] = (3.8, 2.9)) -> plt.Figure:
+    """Standard dropout on the current at each rate of :data:`snnlib.findings.RATES` with a new mask every
+    step and with one mask per sample: the last epoch's ``metric``, mean ± std over seeds (the seeds
+    written beside each point), against the base network's mean (line) and ± std (band); a panel per
+    dataset."""
+    fig, axes = plt.subplots(1, len(datasets), figsize=(panel_size[0] * len(datasets), panel_size[1]),
+                             squeeze=False)
+    k = _scale(metric)
+    masks = {"step": ("o", -0.006, "a new mask every step"), "sample": ("s", 0.006, "one mask per sample")}
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        _base_reference(ax, R.base_runs(table, dataset)[metric].astype(float) * k)
+        for (mask, (marker, shift, name)), color in zip(masks.items(), (kind_color("dropout"), kind_color("dropout2d")),
+                                                         strict=True):
+            points = [(p, findings.dropout_runs(table, dataset, p, mask)[metric].astype(float) * k)
+                      for p in findings.RATES]
+            points = [(p, v) for p, v in points if len(v)]
+            if not points:
+                continue
+            x = [p + shift for p, _ in points]
+            ax.errorbar(x, [v.mean() for _, v in points], yerr=[v.std(ddof=1) if len(v) > 1 else 0 for _, v in points],
+                        marker=marker, color=color, capsize=3, label=name)
+            for xi, (_, v) in zip(x, points, strict=True):
+                ax.annotate(f"n={len(v)}", (xi, v.mean()), textcoords="offset points", xytext=(5, -3),
+                            fontsize="small", color=color)
+        ax.set_xticks(findings.RATES)
+        ax.set_xlim(min(findings.RATES) - 0.05, max(findings.RATES) + 0.07)
+        ax.set(xlabel="dropout rate p", ylabel=metric_label(metric), title=R.DATASET_NAMES.get(dataset, dataset))
+        ax.grid(alpha=0.3)
+        if not ax.get_legend_handles_labels()[0]:
+            _empty(ax, "no finished runs")
+    handles = [plt.Line2D([], [], color=kind_color("none"), lw=1, label="base network (mean, ± std band)")] + [
+        plt.Line2D([], [], color=c, marker=marker, label=name)
+        for (marker, _, name), c in zip(masks.values(), (kind_color("dropout"), kind_color("dropout2d")), strict=True)]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def plot_secondary_tests(tests: Sequence, names: Callable[[object], str], difference: str = "difference",
+                         width: float = 7.6) -> plt.Figure:
+    """Tests of the study's own questions (:func:`snnlib.findings.mask_tests`, ``rate_tests``,
+    ``budget_tests``) as forest plots: a panel per metric, a row per test with data (``names(test)``), the
+    difference (named ``difference`` in the titles, e.g. ``per step − per sample``) with its 95% interval,
+    blue where significant after Holm, grey where not. Tests waiting for
+    runs are left out (:func:`snnlib.findings.waiting_tests` names them); without any test with data the
+    figure says so."""
+    metrics = list(dict.fromkeys(t.metric for t in tests)) or ["test_acc"]
+    done = {m: [t for t in tests if t.metric == m and t.label != "no data"] for m in metrics}
+    shown = [m for m in metrics if done[m]] or metrics[:1]
+    heights = [max(len(done[m]), 1) * 0.34 + 0.75 for m in shown]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(width, sum(heights) + 0.5), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, metric in zip(axes[:, 0], shown, strict=True):
+        chosen, k = done[metric], _scale(metric)
+        for row, t in enumerate(chosen):
+            shade = SIGNIFICANT_COLOR if t.label in ("higher", "lower") else LABEL_COLORS["not significant"]
+            ends = [t.ci_low * k, t.ci_high * k] if not math.isnan(t.ci_low) else [t.difference * k] * 2
+            ax.plot(ends, [row, row], color=shade, lw=2.2, solid_capstyle="butt")
+            ax.plot([t.difference * k], [row], "o", color=shade, ms=6, mec="white", mew=0.8)
+        ax.axvline(0, color="0.3", lw=1)
+        ax.set_yticks(range(len(chosen)), [names(t) for t in chosen], fontsize="small")
+        ax.set_ylim(max(len(chosen), 1) - 0.5, -0.5)
+        ax.grid(alpha=0.3, axis="x")
+        ax.set_title(f"{R.METRIC_NAMES.get(metric, metric)}: {difference}" + (" (percentage points)" if k != 1 else ""),
+                     fontsize="medium", loc="left")
+        if not chosen:
+            _empty(ax, "every test waits for its runs")
+    fig.legend(handles=[plt.Line2D([], [], color=c, marker="o", lw=2, label=label) for label, c in (
+        ("significant after Holm", SIGNIFICANT_COLOR), ("not significant", LABEL_COLORS["not significant"]))],
+        loc="lower center", ncol=2, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+C3_SHORT = {"hidden_importance": "L1 norm (the paper's importance)", "hidden_silencing_drop": "silencing importance",
+            "top10_overlap": "top-10 overlap", "kendall_tau": "Kendall tau"}
+
+
+def plot_c3_tests(tests: Sequence, width: float = 7.6) -> plt.Figure:
+    """The C3 tests that have their data (:func:`snnlib.claims.evaluate_claims`, claim C3) as forest plots:
+    a row of panels per importance measure (the paper's first), a column per statistic (top-10 overlap,
+    Kendall tau), a row per dataset and kind: the kind's agreement with its base run minus the control's
+    (the claim: below 0), coloured by its label after Holm. Tests waiting for runs are left out."""
+    measures, statistics = list(P.C3_MEASURES), list(P.C3_STATISTICS)
+    chosen = {(m, s): [t for t in tests if t.claim == "C3" and t.measure == m and t.metric == s and not t.missing]
+              for m in measures for s in statistics}
+    heights = [max(max(len(chosen[(m, s)]) for s in statistics), 1) * 0.3 + 1.0 for m in measures]
+    fig, axes = plt.subplots(len(measures), len(statistics), figsize=(width, sum(heights) + 0.5), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for i, measure in enumerate(measures):
+        for j, statistic in enumerate(statistics):
+            ax, selected = axes[i, j], chosen[(measure, statistic)]
+            forest(ax, selected, 1.0, "neurons" if statistic == "top10_overlap" else "difference of tau",
+                   [f"{R.DATASET_NAMES.get(t.dataset, t.dataset)} · {kind_name(t)}" for t in selected])
+            ax.set_title(textwrap.fill(f"{C3_SHORT[measure]}: {C3_SHORT[statistic]}, kind − control", 36),
+                         fontsize="small", loc="left")
+            if not selected:
+                _empty(ax, "waiting for runs")
+            if j:
+                ax.tick_params(labelleft=False)
+    fig.legend(handles=[plt.Line2D([], [], color=c, marker="o", lw=2, label=label) for label, c in (
+        ("lower than the control (as C3 claims)", LABEL_COLORS["yes"]),
+        ("higher than the control", LABEL_COLORS["contrary"]),
+        ("not significant after Holm", LABEL_COLORS["not significant"]))],
+        loc="lower center", ncol=3, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_agreement(table: pd.DataFrame, measure: str = "hidden_importance", datasets: Sequence[str] = R.DATASETS,
+                   statistics: Sequence[str] = tuple(P.C3_STATISTICS), width: float = 7.6,
+                   row_height: float = 2.5) -> plt.Figure:
+    """How well hidden-neuron rankings agree with a base run (:func:`snnlib.findings.agreement_values`):
+    a row of panels per statistic, a column per dataset; in each, a row per group with a point per pair of
+    runs and a bar at the mean: each dropout operation at the current, the control (no dropout, another
+    sample order) and base runs of different seeds (chance; dashed: ``k^2 / n`` for the overlap, 0 for tau)."""
+    fig, axes = plt.subplots(len(statistics), len(datasets), squeeze=False, sharey=True,
+                             figsize=(width, row_height * len(statistics) + 0.5))
+    for i, statistic in enumerate(statistics):
+        for j, dataset in enumerate(datasets):
+            ax = axes[i, j]
+            groups = findings.agreement_values(table, dataset, measure, statistic)
+            for y, (label, values) in enumerate(groups.items()):
+                kind = next((k for k in findings.DROPOUT_KINDS if findings.kind_label("current", k) == label), None)
+                color = kind_color(kind) if kind else GROUP_COLORS.get(label, "0.4")
+                spread = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(len(values))
+                ax.scatter(values, y + spread, s=11, color=color, zorder=3)
+                if values:
+                    ax.vlines(np.mean(values), y - 0.32, y + 0.32, color="k", lw=1.6, zorder=4)
+            chance = analysis.chance_top_k_overlap(findings.HIDDEN, P.TOP_K) if statistic == "top10_overlap" else 0.0
+            ax.axvline(chance, color="0.5", ls="--", lw=1)
+            ax.set_yticks(range(len(groups)), [_short_label(g, 30) for g in groups], fontsize="small")
+            ax.set_ylim(len(groups) - 0.5, -0.5)
+            ax.set_xlabel(P.C3_STATISTICS[statistic], fontsize="small")
+            ax.tick_params(axis="x", labelsize="small")
+            ax.set_title(R.DATASET_NAMES.get(dataset, dataset), fontsize="medium")
+            ax.grid(alpha=0.3, axis="x")
+            if not any(groups.values()):
+                _empty(ax, "no finished runs")
+    fig.suptitle(f"Agreement with the base run of the same seed, by the {P.C3_MEASURES[measure]}",
+                 fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def plot_site_differences(table: pd.DataFrame, metric: str = "test_acc", datasets: Sequence[str] = R.DATASETS,
+                          sites: Sequence[str] = P.SITES, width: float = 7.6) -> plt.Figure:
+    """Each dropout kind's last-epoch ``metric`` minus the base network's, at each site with runs (one marker
+    per site, mean ± std over the kind's seeds), a panel per dataset and a row per dropout operation; the
+    grey band is the base network's ± 1 standard deviation around 0. A point far beyond the others (more
+    than four times the next largest) would flatten them: it is drawn at the edge as an arrow head with
+    its value written beside it. The axis spans the points and at least ± 2 base standard deviations."""
+    # feature dropout is another kind's operation at every site (dropout2d's; on the input spikes dropout's)
+    kinds = [k for k in findings.DROPOUT_KINDS if k != "feature"]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(width, 0.42 * len(kinds) + 1.7), squeeze=False, sharey=True)
+    k = _scale(metric)
+    offsets = dict(zip(sites, np.linspace(-0.22, 0.22, len(sites)), strict=True))
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        base = R.base_runs(table, dataset)[metric].astype(float).dropna() * k
+        points = []  # (row, site, kind, difference, std)
+        for row, kind in enumerate(kinds):
+            for site in sites:
+                if P.operation(site, kind) != kind:
+                    continue
+                values = R.cell_runs(table, dataset, kind, site=site)[metric].astype(float).dropna() * k
+                if len(values) and len(base):
+                    points.append((row, site, kind, values.mean() - base.mean(),
+                                   values.std(ddof=1) if len(values) > 1 else 0.0))
+        extents = sorted(abs(d) + sd for *_, d, sd in points)
+        while len(extents) > 1 and extents[-1] > 4 * extents[-2]:
+            extents.pop()
+        inside = [abs(d) + sd <= extents[-1] for *_, d, sd in points]
+        spread = base.std(ddof=1) if len(base) > 1 else 0.0
+        low = min([d - sd for (*_, d, sd), ok in zip(points, inside, strict=True) if ok] + [-2 * spread, 0.0])
+        high = max([d + sd for (*_, d, sd), ok in zip(points, inside, strict=True) if ok] + [2 * spread, 0.0])
+        pad = 0.1 * (high - low) or 1.0
+        clipped = [d for (*_, d, _sd), ok in zip(points, inside, strict=True) if not ok]
+        low -= pad * (1 + 2 * any(d < 0 for d in clipped))
+        high += pad * (1 + 2 * any(d > 0 for d in clipped))
+        if spread:
+            ax.axvspan(-spread, spread, color="0.88", lw=0)
+        ax.axvline(0, color=kind_color("none"), lw=1)
+        for (row, site, kind, difference, sd), ok in zip(points, inside, strict=True):
+            y = row + offsets[site]
+            if ok:
+                ax.errorbar(difference, y, xerr=sd, marker=SITE_MARKERS[site], color=kind_color(kind), ms=6,
+                            capsize=2, ls="none")
+                continue
+            edge = high - 0.4 * pad if difference > 0 else low + 0.4 * pad
+            ax.plot(edge, y, marker=">" if difference > 0 else "<", color=kind_color(kind), ms=8, ls="none")
+            ax.annotate(f"{difference:+.1f}", (edge, y), textcoords="offset points", xytext=(-8 if difference > 0 else 8, 7),
+                        ha="right" if difference > 0 else "left", fontsize="small", color=kind_color(kind))
+        ax.set_xlim(low, high)
+        ax.set_yticks(range(len(kinds)), [textwrap.fill(R.KIND_NAMES[kind], 14) for kind in kinds], fontsize="small")
+        ax.set_ylim(len(kinds) - 0.5, -0.5)
+        ax.set_xlabel(f"kind − base{' (percentage points)' if k != 1 else ''}, mean ± std", fontsize="small")
+        ax.set_title(f"{R.DATASET_NAMES.get(dataset, dataset)}" + (f" (base: n={len(base)})" if len(base) else ""),
+                     fontsize="medium")
+        ax.grid(alpha=0.3, axis="x")
+        ax.tick_params(axis="x", labelsize="small")
+        if not points:
+            _empty(ax, "no finished runs")
+    drawn = [site for site in sites if any(line.get_marker() == SITE_MARKERS[site] for ax in axes[0]
+                                           for line in ax.get_lines())]
+    handles = [plt.Line2D([], [], marker=SITE_MARKERS[s], color="0.3", ls="none", label=f"on {findings.SITE_WORDS[s]}")
+               for s in drawn or sites[:1]]
+    handles.append(Patch(color="0.88", label="base network ± 1 std"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small", frameon=False)
+    fig.suptitle(textwrap.fill(f"{R.METRIC_NAMES.get(metric, metric)} after the last epoch: each kind minus the "
+                               f"base network", 80), fontsize="medium")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
