@@ -399,9 +399,10 @@ def method_values(evaluations: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _row_values(values: pd.DataFrame, dataset: str, variant: str, method: str, passes: int | None,
+def row_values(values: pd.DataFrame, dataset: str, variant: str, method: str, passes: int | None,
                 column: str) -> dict[object, float]:
-    """{seed (an ensemble: its members): value} of one row of the verdict (the paper's cell, 20 epochs)."""
+    """{seed (an ensemble: its members): value} of ``column`` for one network and method of
+    :func:`method_values` (the paper's cell, 20 epochs; the planned seeds 0-9 and ensembles only)."""
     chosen = values[(values["dataset"] == dataset) & (values["variant"] == variant) & (values["method"] == method)
                     & (values["epochs"] == 20)]
     if variant != "none":
@@ -426,9 +427,9 @@ def _planned(found: dict, planned: Sequence) -> tuple[dict, list]:
 def _uncertainty_test(values: pd.DataFrame, dataset: str, kind: str, method: str, passes: int, baseline: str,
                       column: str, family: str, role: str) -> Test:
     ref_variant, ref_method, ref_passes = _baseline_row(baseline)
-    reference, ref_missing = _planned(_row_values(values, dataset, ref_variant, ref_method, ref_passes, column),
+    reference, ref_missing = _planned(row_values(values, dataset, ref_variant, ref_method, ref_passes, column),
                                       P.ENSEMBLES if baseline == "ensemble" else P.TEN)
-    variant, missing = _planned(_row_values(values, dataset, kind, method, passes, column), P.TEN)
+    variant, missing = _planned(row_values(values, dataset, kind, method, passes, column), P.TEN)
     t = welch_test("uncertainty", family, dataset, kind, "current", column, reference, variant,
                    method=method, passes=passes, baseline=baseline)
     t.role, t.direction = role, PRIMARY_BETTER[column]
@@ -476,8 +477,8 @@ def sampling_tests(values: pd.DataFrame, datasets: Iterable[str] = R.DATASETS) -
     for dataset in datasets:
         for kind in P.UNCERTAINTY_KINDS:
             for column in PRIMARY_NAMES:
-                mc = _row_values(values, dataset, kind, "mc_dropout", P.FULL_PASSES, column)
-                temp = _row_values(values, dataset, kind, "temperature", 1, column)
+                mc = row_values(values, dataset, kind, "mc_dropout", P.FULL_PASSES, column)
+                temp = row_values(values, dataset, kind, "temperature", 1, column)
                 seeds = [s for s in P.TEN if s in mc and s in temp]
                 d = analysis.paired([temp[s] for s in seeds], [mc[s] for s in seeds])
                 t = Test("uncertainty", "secondary", f"sampling, {dataset}", dataset, kind, "current", column,
@@ -537,13 +538,18 @@ BASELINE_NAMES = {"deterministic": "the deterministic base network", "temperatur
 SHORT_LABELS = {"better": "better", "worse": "worse", "not significant": "n.s.", "no data": "waiting"}
 
 
-def verdict_matrix_markdown(matrix: pd.DataFrame, dataset: str, role: str = "primary") -> str:
-    """One dataset's matrix in Markdown: a row per baseline, kind and method, a column per primary metric
-    (*better*, *worse*, *n.s.* after Holm, *waiting* without data) and the row's verdict."""
+def verdict_matrix_markdown(matrix: pd.DataFrame, dataset: str, role: str = "primary",
+                            baseline: str | None = None) -> str:
+    """One dataset's matrix in Markdown: a row per baseline (or only ``baseline``, without its column),
+    kind and method, a column per primary metric (*better*, *worse*, *n.s.* after Holm, *waiting* without
+    data) and the row's verdict."""
     chosen = matrix[(matrix["dataset"] == dataset) & (matrix["role"] == role)] if len(matrix) else matrix
-    rows = [[BASELINE_NAMES[r["baseline"]], R.KIND_NAMES[r["kind"]], r["method"],
-             *(SHORT_LABELS[r[c]] for c in PRIMARY_NAMES), f"**{r['verdict']}**"] for _, r in chosen.iterrows()]
-    return R.markdown_table(["against", "dropout kind", "method", *PRIMARY_NAMES.values(), "verdict"], rows)
+    if baseline is not None and len(chosen):
+        chosen = chosen[chosen["baseline"] == baseline]
+    rows = [([] if baseline else [BASELINE_NAMES[r["baseline"]]]) + [R.KIND_NAMES[r["kind"]], r["method"],
+            *(SHORT_LABELS[r[c]] for c in PRIMARY_NAMES), f"**{r['verdict']}**"] for _, r in chosen.iterrows()]
+    head = ([] if baseline else ["against"]) + ["dropout kind", "method", *PRIMARY_NAMES.values(), "verdict"]
+    return R.markdown_table(head, rows)
 
 
 def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str) -> str:
@@ -562,6 +568,31 @@ def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str) -> str
         if kinds:
             parts.append(f"{verdict}: " + ", ".join(f"{k} ({', '.join(v)} passes)" for k, v in kinds.items()))
     return f"against {BASELINE_NAMES[baseline]}: " + "; ".join(parts)
+
+
+VALUES_ROWS = [("none", "deterministic", 1), ("none", "temperature", 1), ("none", "ensemble", None)] + [
+    (kind, method, passes) for kind in P.UNCERTAINTY_KINDS
+    for method, passes in (("deterministic", 1), ("temperature", 1), ("mc_dropout", P.MATCHED_PASSES),
+                           ("mc_dropout", P.FULL_PASSES), ("single_pass_running_max", 1))]
+
+
+def values_table(values: pd.DataFrame, dataset: str, rows: Sequence[tuple] = VALUES_ROWS) -> str:
+    """A compact Markdown table of :func:`method_values` on ``dataset`` (the paper's cell; seeds 0-9, the
+    planned ensembles): per network and method, n, test accuracy, NLL, ECE and OOD AUROC (mean ± std)."""
+    lines = []
+    for kind, method, passes in rows:
+        found = row_values(values, dataset, kind, method, passes, "test_nll")
+        if not found:
+            continue
+        cells = []
+        for column, scale, digits in (("test_accuracy", 100, 1), ("test_nll", 1, 3), ("test_ece", 1, 3),
+                                      ("ood_auroc", 1, 3)):
+            cells.append(R.mean_std(row_values(values, dataset, kind, method, passes, column).values(), scale, digits))
+        name = METHOD_NAMES.get(method, method).replace(" (dropout off)", "").replace("single pass, ", "1 pass, ")
+        if method == "mc_dropout":
+            name += f", {passes}"
+        lines.append([R.KIND_NAMES[kind].replace(" (no dropout)", ""), name, len(found), *cells])
+    return R.markdown_table(["network", "method", "n", "accuracy %", "NLL", "ECE", "OOD AUROC"], lines)
 
 
 def spike_count_auroc(dataset: str, t_enc: int = 12, subset: int = 2000) -> float:

@@ -94,15 +94,15 @@ def test_curve_and_shift_curve():
     assert list(s["level"]) == [0, 30, 60] and s["runs"].tolist() == [10, 10, 10]
 
 
-def test_load_evaluations(tmp_path):
+def test_load_evaluations_skips_what_it_cannot_read(tmp_path):
+    """Damaged or unsealed files are skipped with a warning (reading sealed evaluations beside their
+    records is tested in tests/test_integrity.py)."""
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "uncertainty.json").write_text(json.dumps(evaluation()))
-    (tmp_path / "ensemble_seeds01234.json").write_text(json.dumps(evaluation(kind="ensemble")))
+    (tmp_path / "a" / "uncertainty.json").write_text(json.dumps(evaluation()))  # no digest, no record beside it
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "uncertainty.json").write_text("{")
     with pytest.warns(UserWarning):
-        found = E.load_evaluations(tmp_path)
-    assert sorted(ev["path"] for ev in found) == ["a/uncertainty.json", "ensemble_seeds01234.json"]
+        assert E.load_evaluations(tmp_path) == []
     assert E.load_evaluations(tmp_path / "none") == [] and math.isnan(E._none(None))
 
 
