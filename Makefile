@@ -45,7 +45,7 @@ test: venv data vendor lint book
 # Every output derived from the committed records, regenerated: the README's findings and tables, its
 # figures (results/figures) and the analysis chapters, re-executed in place. Run it after adding records
 # to results/ (make land FROM=folder copies the finished ones there), then `make test`.
-ANALYSIS := results claims sensitivity neurons uncertainty discussion
+ANALYSIS := results claims sensitivity neurons uncertainty discussion reproduce
 results: venv data
 	$(PY) -m snnlib report results --readme README.md
 	$(PY) -c "from snnlib.report import write_figures; write_figures('results', 'results/figures')"

@@ -576,6 +576,11 @@ VALUES_ROWS = [("none", "deterministic", 1), ("none", "temperature", 1), ("none"
                            ("mc_dropout", P.FULL_PASSES), ("single_pass_running_max", 1))]
 
 
+# the rows the verdict is about: the base network's three baselines and each kind's MC dropout
+VERDICT_ROWS = VALUES_ROWS[:3] + [(kind, method, passes) for kind in P.UNCERTAINTY_KINDS
+                                  for method, passes in P.UNCERTAINTY_PRIMARY_ROWS]
+
+
 def values_table(values: pd.DataFrame, dataset: str, rows: Sequence[tuple] = VALUES_ROWS) -> str:
     """A compact Markdown table of :func:`method_values` on ``dataset`` (the paper's cell; seeds 0-9, the
     planned ensembles): per network and method, n, test accuracy, NLL, ECE and OOD AUROC (mean ± std)."""

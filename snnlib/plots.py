@@ -266,15 +266,17 @@ FOREST_PANELS = (  # (claim, metric, title, scale, unit)
 )
 
 
-def forest_figure(tests: Sequence, panels: Sequence[tuple] = FOREST_PANELS, width: float = 13.0) -> plt.Figure:
-    """Every primary test of the claims as a forest plot, one panel per claim and metric, one row per
-    dataset, kind and site; the legend gives the labels' colours."""
+def forest_figure(tests: Sequence, panels: Sequence[tuple] = FOREST_PANELS, width: float = 13.0,
+                  columns: int = 2) -> plt.Figure:
+    """Every primary test of the claims as a forest plot, one panel per claim and metric in ``columns``
+    columns (one for the book's text column, two for a wide page), one row per dataset, kind and site;
+    the legend gives the labels' colours."""
     chosen = [[t for t in tests if t.role == "primary" and t.claim == claim and t.metric == metric]
               for claim, metric, *_ in panels]
     heights = [max(len(c), 1) * 0.28 + 0.9 for c in chosen]
-    rows = math.ceil(len(panels) / 2)
-    row_heights = [max(heights[2 * r:2 * r + 2]) for r in range(rows)]
-    fig, axes = plt.subplots(rows, 2, figsize=(width, sum(row_heights) + 0.6), squeeze=False,
+    rows = math.ceil(len(panels) / columns)
+    row_heights = [max(heights[columns * r:columns * r + columns]) for r in range(rows)]
+    fig, axes = plt.subplots(rows, columns, figsize=(width, sum(row_heights) + 0.6 * (3 - columns)), squeeze=False,
                              gridspec_kw={"height_ratios": row_heights})
     for ax, selected, (_, _, title, scale, unit) in zip(axes.ravel(), chosen, panels, strict=False):
         names = [f"{R.DATASET_NAMES.get(t.dataset, t.dataset)} · {R.KIND_NAMES.get(t.kind, t.kind)}"
@@ -287,8 +289,8 @@ def forest_figure(tests: Sequence, panels: Sequence[tuple] = FOREST_PANELS, widt
         ("significant, as the paper claims (yes)", LABEL_COLORS["yes"]),
         ("significant, the other way (contrary)", LABEL_COLORS["contrary"]),
         ("not significant after Holm", LABEL_COLORS["not significant"]))]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize="medium", frameon=False)
-    fig.tight_layout(rect=(0, 0.035, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=3 if columns > 1 else 1, fontsize="medium", frameon=False)
+    fig.tight_layout(rect=(0, 0.035 if columns > 1 else 0.05, 1, 1))
     return fig
 
 
@@ -298,10 +300,11 @@ SHORT_BASELINES = {"deterministic": "the deterministic base", "temperature": "te
 
 
 def verdict_heatmap(matrix: pd.DataFrame, datasets: Sequence[str] = R.DATASETS,
-                    metrics: dict[str, str] | None = None) -> plt.Figure:
+                    metrics: dict[str, str] | None = None, stacked: bool = False) -> plt.Figure:
     """The uncertainty verdict (a :func:`snnlib.evaluations.verdict_matrix`, primary rows) as coloured
-    cells: one panel per dataset (rows of panels) and baseline (columns), a row per kind and number of
-    passes, a column per primary metric, and the row's verdict on the right."""
+    cells: one panel per dataset and baseline (side by side, or one under the other when ``stacked``, for
+    the book's text column), a row per kind and number of passes, a column per primary metric, and the
+    row's verdict on the right."""
     from .evaluations import BASELINE_NAMES, PRIMARY_NAMES
 
     metrics = metrics or PRIMARY_NAMES
@@ -312,12 +315,13 @@ def verdict_heatmap(matrix: pd.DataFrame, datasets: Sequence[str] = R.DATASETS,
               "no data": "white"}
     n_rows = max((len(primary[(primary["dataset"] == d) & (primary["baseline"] == b)])
                   for d in datasets for b in baselines), default=0) if len(primary) else 0
-    fig, axes = plt.subplots(len(datasets), len(baselines), figsize=(4.6 * len(baselines),
-                                                                      (0.36 * max(n_rows, 3) + 1.5) * len(datasets)),
-                             squeeze=False)
+    panel_height = 0.36 * max(n_rows, 3) + 1.5
+    shape = (len(datasets) * len(baselines), 1) if stacked else (len(datasets), len(baselines))
+    size = (7.6, panel_height * shape[0]) if stacked else (4.6 * len(baselines), panel_height * len(datasets))
+    fig, axes = plt.subplots(*shape, figsize=size, squeeze=False)
     for i, dataset in enumerate(datasets):
         for j, baseline in enumerate(baselines):
-            ax = axes[i, j]
+            ax = axes[i * len(baselines) + j, 0] if stacked else axes[i, j]
             rows = (primary[(primary["dataset"] == dataset) & (primary["baseline"] == baseline)]
                     if len(primary) else primary)
             ax.set_xlim(0, len(metrics) + 1.9)
@@ -343,7 +347,8 @@ def verdict_heatmap(matrix: pd.DataFrame, datasets: Sequence[str] = R.DATASETS,
                          fontsize="medium")
             if not len(rows):
                 _empty(ax, "no evaluations")
-    fig.suptitle(f"MC dropout of each kind against the base network (after Holm): {legend}", fontsize="medium")
+    fig.suptitle(f"MC dropout against the base network (after Holm):\n{legend}" if stacked else
+                 f"MC dropout of each kind against the base network (after Holm): {legend}", fontsize="medium")
     fig.tight_layout()
     return fig
 

@@ -172,7 +172,8 @@ class TestSpec:
 
     @property
     def reference_seeds(self) -> tuple[int, ...]:
-        """The other side's seeds: the base network's (C1, C2 secondary), the control's (C3), none (C2)."""
+        """Which seeds the other side of the test uses (the base network's for C1 and C2's comparisons,
+        the control's for C3, none for C2's one-sample tests)."""
         if self.test == "one_sample":
             return ()
         return CONTROL_SEEDS if self.claim == "C3" else planned_seeds(self.dataset, "none")

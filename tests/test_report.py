@@ -57,7 +57,8 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
     assert "- on the synaptic current (the paper's site): **not enough data** (MNIST: not enough data" in text
     assert "| C1 | the paper's metrics | current | 8 | not enough data |" in text
     assert "<details><summary>Every primary test (rules: `snnlib.preregistration`)</summary>" in text
-    assert "Waiting for runs: C1 CIFAR-10 dropout = dropout2d on the input spikes, C1 CIFAR-10 dropout on the current, " in text
+    assert ("Waiting for runs: C1 CIFAR-10 dropout = dropout2d on the input spikes, C1 CIFAR-10 dropout on the "
+            "current, ") in text
     assert "](results/figures/primary_tests.png)" in text
     assert "Uncertainty" not in text  # no evaluation under results
     assert "| paper | MNIST | 6 |" in text
