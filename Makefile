@@ -44,7 +44,8 @@ test: venv data vendor lint book
 
 # Every output derived from the committed records, regenerated: the README's findings and tables, its
 # figures (results/figures) and the analysis chapters, re-executed in place. Run it after adding records
-# to results/ (make land FROM=folder copies the finished ones there), then `make test`.
+# to results/ (make land FROM=folder seals the finished runs of a working results folder and copies them
+# there), then `make test`.
 ANALYSIS := results claims sensitivity neurons uncertainty discussion reproduce
 results: venv data
 	$(PY) -m snnlib report results --readme README.md
@@ -52,6 +53,7 @@ results: venv data
 	cd notebooks && for nb in $(ANALYSIS); do ../$(VENV)/bin/jupyter execute --inplace $$nb.ipynb || exit 1; done
 
 land: venv
+	$(PY) -m snnlib seal $(FROM)
 	$(PY) scripts/land_records.py $(FROM) --dest results
 	$(MAKE) results
 

@@ -5,7 +5,8 @@ and executed notebooks stay behind (they are not committed).
 
 A file that DEST already holds is left alone when it is byte-for-byte the same and refused (exit 1, one
 line each, nothing overwritten) when it differs. A record that is not finished, or that ``load_records``
-does not accept (damaged, edited after it was written), is not copied. Then run ``make results`` to
+does not accept (not sealed, damaged, edited after it was written), is not copied: seal SOURCE first
+(``python -m snnlib seal SOURCE``; ``make land FROM=SOURCE`` does both). Then run ``make results`` to
 regenerate the README and the analysis chapters from DEST.
 
 Usage: python scripts/land_records.py SOURCE [--dest results] [--dry-run]
