@@ -49,7 +49,7 @@ test: venv data vendor lint book
 ANALYSIS := results claims sensitivity neurons uncertainty discussion reproduce
 results: venv data
 	$(PY) -m snnlib report results --readme README.md
-	$(PY) -c "from snnlib.report import write_figures; write_figures('results', 'results/figures')"
+	$(PY) -c "from snnlib.study.report import write_figures; write_figures('results', 'results/figures')"
 	cd notebooks && for nb in $(ANALYSIS); do ../$(VENV)/bin/jupyter execute --inplace $$nb.ipynb || exit 1; done
 
 land: venv

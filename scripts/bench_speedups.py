@@ -24,18 +24,18 @@ import time
 
 import torch
 
-from snnlib import data as D
-from snnlib import functional as SF
-from snnlib.dropout import keep_mask
-from snnlib.kernels import NO_SPIKE
-from snnlib.network import kept_order
-from snnlib.system import ALLOCATOR_ENV, device_description, git_commit, strict_json, write_json_atomic
+from snnlib.experiment import data as D
+from snnlib.experiment.system import ALLOCATOR_ENV, device_description, git_commit, strict_json, write_json_atomic
+from snnlib.model import functional as SF
+from snnlib.model.dropout import keep_mask
+from snnlib.model.kernels import NO_SPIKE
+from snnlib.model.network import kept_order
 
 ALPHA_STEPS = """
 import sys, time, torch
 torch.set_num_threads(1)
-from snnlib import data as D
-from snnlib.network import NetworkConfig, SRMNetwork
+from snnlib.experiment import data as D
+from snnlib.model.network import NetworkConfig, SRMNetwork
 times, order, labels = D.encoded("cifar10", "test", 12).head(128).batch(torch.arange(128))
 torch.manual_seed(0)
 net = SRMNetwork(NetworkConfig(in_features=3072, dropout="alpha", p=0.5, site="input"))

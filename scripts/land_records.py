@@ -20,7 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from snnlib.records import is_finished, load_records
+from snnlib.study.records import is_finished, load_records
 
 
 def landing(source: Path, dest: Path) -> tuple[list[Path], list[str]]:

@@ -8,7 +8,7 @@
 # JOBS runners go through the same list side by side, one thread each: a runner leaves a configuration
 # that another is training to it (``busy``) and takes the next. Resumable: run it again after an
 # interruption; a stop loses at most the epoch in flight. glibc's allocator settings and one thread per run
-# are set by the runner (snnlib.system.ALLOCATOR_ENV).
+# are set by the runner (snnlib.experiment.system.ALLOCATOR_ENV).
 # Usage: scripts/run_study.sh [RESULTS_DIR] [JOBS]   (defaults: results 2)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ GRIDS=(paper control tuning sites_dense sites sites_seeds paper_seeds rates budg
 one_runner() {
   local status=0
   for grid in "${GRIDS[@]}"; do
-    "$PY" -m snnlib.runner "grids/$grid.json" --jobs 1 --threads 1 --results "$RESULTS" || status=$?
+    "$PY" -m snnlib.experiment.runner "grids/$grid.json" --jobs 1 --threads 1 --results "$RESULTS" || status=$?
     [ "$status" -eq 130 ] && return 130
   done
   return "$status"

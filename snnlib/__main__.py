@@ -1,8 +1,8 @@
 import os
 import sys
 
-from .cli import main
-from .system import allocator_env
+from snnlib.cli import main
+from snnlib.experiment.system import allocator_env
 
 # the long commands restart once with glibc's allocator settings, which glibc reads at start only
 if sys.argv[1:2] in (["train"], ["uncertainty"]) and allocator_env(dict(os.environ)) != dict(os.environ):

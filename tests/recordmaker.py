@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from snnlib.training import RECORD_VERSION, RunConfig, record_digest
+from snnlib.experiment.config import RunConfig
+from snnlib.experiment.run import RECORD_VERSION, record_digest
 
 
 def make_record(dataset: str = "mnist", variant: str = "none", seed: int = 0, p: float | None = None,
@@ -44,7 +45,7 @@ def reseal(record: dict) -> dict:
 
 def make_evaluation(record: dict, nll: float = 0.1, ece: float = 0.01) -> dict:
     """A sealed ``uncertainty.json`` of ``record`` (which must be sealed): one method on the test set."""
-    from snnlib.uncertainty import sealed_evaluation
+    from snnlib.uncertainty.evaluate import sealed_evaluation
 
     return sealed_evaluation({
         "kind": "run", "settings": {"uncertainty_version": 2, "passes": 50, "mask_seed": 0},
@@ -58,7 +59,7 @@ def make_evaluation(record: dict, nll: float = 0.1, ece: float = 0.01) -> dict:
 def make_ensemble(records: list[dict], names: list[str], nll: float = 0.07) -> dict:
     """A sealed ``ensemble*.json`` of sealed ``records``, named by ``names`` (their folders relative to
     the ensemble file's)."""
-    from snnlib.uncertainty import sealed_evaluation
+    from snnlib.uncertainty.evaluate import sealed_evaluation
 
     return sealed_evaluation({
         "kind": "ensemble", "settings": {"uncertainty_version": 2},

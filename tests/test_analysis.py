@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from snnlib import analysis as A
+from snnlib.study import stats as A
 
 
 def test_compare_gives_welch_interval_around_the_difference_and_small_p_for_clear_effects():

@@ -11,11 +11,11 @@ import sys
 import pytest
 import torch
 
-from snnlib import bench
-from snnlib import functional as SF
-from snnlib.bench import DenseSRMNetwork
-from snnlib.kernels import times_to_raster
-from snnlib.network import NetworkConfig, SRMNetwork
+from snnlib.bench import limits
+from snnlib.bench.step import DenseSRMNetwork
+from snnlib.model import functional as SF
+from snnlib.model.kernels import times_to_raster
+from snnlib.model.network import NetworkConfig, SRMNetwork
 
 
 @pytest.mark.parametrize("delay_spread", [1, 3])
@@ -78,25 +78,25 @@ def small_batch(silent_share: float = 0.6, N: int = 5, I: int = 30, T: int = 12,
 
 
 def test_work_formulas_by_hand():
-    w = bench.kernel_product_work(3, 4)
+    w = limits.kernel_product_work(3, 4)
     assert (w.bytes, w.flops, w.matmul_flops) == (4 * (9 + 2 * 12), 2 * 9 * 4, 2 * 9 * 4)
-    w = bench.gate_forward_work(3, 4)  # X = 12
+    w = limits.gate_forward_work(3, 4)  # X = 12
     assert (w.bytes, w.flops, w.matmul_flops) == (4 * (36 + 9), 2 * 3 * 12 + 36, 72)
-    assert bench.gate_backward_work(3, 4) == bench.Work(4 * 4 * 12, 7 * 12)
-    assert bench.mask_work(10) == bench.Work(40, 10)
-    assert bench.dropout_apply_work(12, 6) == bench.Work(4 * (24 + 6), 24)
-    assert bench.dropout_apply_work(12, 6, alpha=True).flops == 72
-    assert bench.adam_work(100) == bench.Work(2800, 1200)
+    assert limits.gate_backward_work(3, 4) == limits.Work(4 * 4 * 12, 7 * 12)
+    assert limits.mask_work(10) == limits.Work(40, 10)
+    assert limits.dropout_apply_work(12, 6) == limits.Work(4 * (24 + 6), 24)
+    assert limits.dropout_apply_work(12, 6, alpha=True).flops == 72
+    assert limits.adam_work(100) == limits.Work(2800, 1200)
     # N=2, T=3, K=2, I=5, H=4, E=7 events in 3 bags per sample
-    assert bench.gather_forward_work(2, 3, 2, 5, 4, 7, 3) == bench.Work(
+    assert limits.gather_forward_work(2, 3, 2, 5, 4, 7, 3) == limits.Work(
         4 * (2 * 5 * 4 + 7 + 6 + 24), 2 * 7 * 4, cache_bytes=4 * (2 * 7 * 4 + 2 * (7 + 6) + 24))
-    assert bench.gather_backward_work(2, 3, 2, 5, 4, 7) == bench.Work(
+    assert limits.gather_backward_work(2, 3, 2, 5, 4, 7) == limits.Work(
         4 * (6 * 4 + 7 + 5 + 2 * 5 * 4), 2 * 7 * 4, cache_bytes=4 * (2 * 7 * 4 + 2 * (7 + 5) + 2 * 5 * 4))
-    assert bench.kernel_product_work(3, 4).touched == bench.kernel_product_work(3, 4).bytes
-    assert bench.events_work(2, 5, 3, 7, 4) == bench.Work(2 * 5 * 5 + 4 * (14 + 8 + 5), 0)
-    w = bench.output_forward_work(2, 3, 2, 4, 1, [0, 1])
+    assert limits.kernel_product_work(3, 4).touched == limits.kernel_product_work(3, 4).bytes
+    assert limits.events_work(2, 5, 3, 7, 4) == limits.Work(2 * 5 * 5 + 4 * (14 + 8 + 5), 0)
+    w = limits.output_forward_work(2, 3, 2, 4, 1, [0, 1])
     assert w.matmul_flops == 2 * 6 * 4 * 2 + 2 * 9 * 2 and w.flops == w.matmul_flops + (3 + 2) * 2 + 6
-    w = bench.Work(1, 2, 3) + bench.Work(10, 20, 30, cache_bytes=40)
+    w = limits.Work(1, 2, 3) + limits.Work(10, 20, 30, cache_bytes=40)
     assert (w.bytes, w.flops, w.matmul_flops, w.touched) == (11, 22, 33, 41)
 
 
@@ -114,7 +114,7 @@ def test_counted_bytes_and_flops_match_the_tensors(silent_share):
     w = model.hidden.weight_events
     current = SF.event_current(events, w, model.hidden.delays_list)
 
-    forward = bench.gather_forward_work(N, T, K, I, H, E, bags)
+    forward = limits.gather_forward_work(N, T, K, I, H, E, bags)
     index_bytes = 4 * (events.fwd_index.numel() + events.fwd_offsets.numel())
     rows_read = K * min(E, I) * H  # E >= I here: the whole table
     assert E >= I and forward.bytes == 4 * (w.numel() + current.numel()) + index_bytes
@@ -124,39 +124,39 @@ def test_counted_bytes_and_flops_match_the_tensors(silent_share):
     # the gather's adds: one per gathered element; a dense product of the raster would do 2 T N I K H
     assert forward.matmul_flops == 0
     assert counted_matmul_flops(lambda: SF.event_current(events, w, model.hidden.delays_list)) == 0
-    backward = bench.gather_backward_work(N, T, K, I, H, E)
+    backward = limits.gather_backward_work(N, T, K, I, H, E)
     assert backward.bytes == 4 * (min(K * E, T * N) * H + events.bwd_index.numel() + events.bwd_offsets.numel()
                                   + w.numel())
     assert backward.flops == forward.flops
     assert backward.cache_bytes == 4 * (K * E * H + K * (events.bwd_index.numel() + events.bwd_offsets.numel())
                                         + w.numel())
-    assert bench.events_work(N, I, T, E, bags).bytes == times.numel() + 4 * times.numel() + 4 * (
+    assert limits.events_work(N, I, T, E, bags).bytes == times.numel() + 4 * times.numel() + 4 * (
         events.fwd_index.numel() + events.bwd_index.numel() + events.fwd_offsets.numel()
         + events.bwd_offsets.numel())
 
     kernel = model.hidden.kernel(T)
     z = current.detach().requires_grad_(True)
     v = SF.psp(z, kernel)
-    assert counted_matmul_flops(lambda: SF.psp(z, kernel)) == bench.kernel_product_work(T, N * H).matmul_flops
+    assert counted_matmul_flops(lambda: SF.psp(z, kernel)) == limits.kernel_product_work(T, N * H).matmul_flops
     g = torch.randn_like(v)
     assert counted_matmul_flops(lambda: torch.autograd.grad(v, z, g, retain_graph=True)) == \
-        bench.kernel_product_work(T, N * H).matmul_flops
-    assert bench.kernel_product_work(T, N * H).bytes == 4 * (kernel.numel() + z.numel() + v.numel())
+        limits.kernel_product_work(T, N * H).matmul_flops
+    assert limits.kernel_product_work(T, N * H).bytes == 4 * (kernel.numel() + z.numel() + v.numel())
 
     u = v.detach().requires_grad_(True)
-    assert counted_matmul_flops(lambda: SF.first_spikes(u, 1.0)) == bench.gate_forward_work(T, N * H).matmul_flops
+    assert counted_matmul_flops(lambda: SF.first_spikes(u, 1.0)) == limits.gate_forward_work(T, N * H).matmul_flops
     s = SF.first_spikes(u, 1.0)
     assert counted_matmul_flops(lambda: torch.autograd.grad(s, u, g, retain_graph=True)) == 0
-    assert bench.gate_backward_work(T, N * H).matmul_flops == 0
+    assert limits.gate_backward_work(T, N * H).matmul_flops == 0
 
     h = s.detach().requires_grad_(True)
     logits = model.output_potential(h).amax(0)
     assert counted_matmul_flops(lambda: model.output_potential(h).amax(0)) == \
-        bench.output_forward_work(N, T, K, H, O, model.output.delays_list).matmul_flops
+        limits.output_forward_work(N, T, K, H, O, model.output.delays_list).matmul_flops
     grad = torch.randn_like(logits)
     assert counted_matmul_flops(lambda: torch.autograd.grad(logits, [h, model.output.weight_events], grad,
                                                             retain_graph=True)) == \
-        bench.output_backward_work(N, T, K, H, O).matmul_flops
+        limits.output_backward_work(N, T, K, H, O).matmul_flops
 
 
 def test_limit_table_arithmetic():
@@ -165,7 +165,7 @@ def test_limit_table_arithmetic():
         {"part": "memory-bound", "s": 0.002, "bytes": 10e6, "cache_bytes": 20e6, "flops": 1e6},  # 1 ms, 0.01 ms
         {"part": "compute-bound", "s": 0.004, "bytes": 1e6, "flops": 200e6},  # 0.1 ms of memory, 2 ms of compute
     ]}
-    memory, compute = bench.limit_table(result, machine)
+    memory, compute = limits.limit_table(result, machine)
     assert memory["share"] == pytest.approx(0.2) and compute["share"] == pytest.approx(0.4)
     assert memory["gb_s"] == pytest.approx(5.0) and compute["gflop_s"] == pytest.approx(50.0)
     assert memory["bound_by"] == "memory" and compute["bound_by"] == "compute"
@@ -176,7 +176,7 @@ def test_limit_table_arithmetic():
 
 
 def test_machine_limits_are_positive():
-    machine = bench.machine_limits(torch.device("cpu"), copy_mb=8, cache_mb=1, matmul_n=(64, 128), repeats=1)
+    machine = limits.machine_limits(torch.device("cpu"), copy_mb=8, cache_mb=1, matmul_n=(64, 128), repeats=1)
     assert machine["bandwidth_gb_s"] == max(machine["copy_gb_s"], machine["add_gb_s"]) > 0
     assert machine["cache_bandwidth_gb_s"] > 0
     assert machine["matmul_gflop_s"] == max(machine["matmul_gflop_s_by_n"].values()) > 0
@@ -187,7 +187,7 @@ def test_machine_limits_are_positive():
 @pytest.mark.parametrize("variant", ["dropout", "none"])
 def test_step_parts_cover_the_step(real_data_dir, monkeypatch, variant):
     monkeypatch.setenv("SNNLIB_DATA", str(real_data_dir))
-    result = bench.step_parts("mnist", torch.device("cpu"), 16, variant, 0.5 if variant != "none" else 0.0,
+    result = limits.step_parts("mnist", torch.device("cpu"), 16, variant, 0.5 if variant != "none" else 0.0,
                                rounds=1, calls=1, warmup=0)
     names = [r["part"] for r in result["parts"]]
     assert names[:3] == ["event lists", "eq 3 gather, forward", "eq 3 gather, backward"]

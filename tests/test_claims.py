@@ -1,4 +1,4 @@
-"""The statistics (scipy's tests, Holm) and the rules of C1-C3 (snnlib.preregistration), on small
+"""The statistics (scipy's tests, Holm) and the rules of C1-C3 (snnlib.study.preregistration), on small
 synthetic groups: every label, every verdict rule, fixed family sizes, identical operations counted once."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from recordmaker import make_record
 from scipy import stats
 
-from snnlib import analysis as A
-from snnlib import claims as C
+from snnlib.study import claims as C
+from snnlib.study import stats as A
 
 # ---------------------------------------------------------------- statistics
 

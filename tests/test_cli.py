@@ -15,8 +15,8 @@ import pytest
 
 from snnlib import KINDS, SITES
 from snnlib.cli import build_parser
-from snnlib.data import DATASETS
-from snnlib.training import timing_free
+from snnlib.experiment.data import DATASETS
+from snnlib.experiment.run import timing_free
 
 # Small, quick runs; one CPU thread so two runs never compete for the 2 cores.
 COMMON = ["--dataset", "mnist", "--variant", "dropout", "--p", "0.2", "--test-subset", "256",
@@ -247,7 +247,7 @@ def test_summary_prints_the_final_table_of_a_results_folder(cli, finished_run):
 def copy_run(run: Path, root: Path, edit=None) -> Path:
     """A copy of ``run``'s record at ``root/tiny``, changed by ``edit(record)`` if given (as a rerun
     would have written it: with its own digest)."""
-    from snnlib.training import write_record
+    from snnlib.experiment.run import write_record
 
     record = read_record(run)
     if edit:
@@ -296,7 +296,7 @@ def test_claims_prints_the_verdict_table_and_writes_json_once(cli, tmp_path):
     test in --json, which is never overwritten; a missing folder is one error line."""
     from recordmaker import make_record
 
-    from snnlib.system import write_json_atomic
+    from snnlib.experiment.system import write_json_atomic
 
     for seed in range(5):
         for variant, acc in (("none", 0.97), ("dropout", 0.95)):

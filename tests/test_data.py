@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-import snnlib.data as D
-from snnlib.data import DataError, encode, load, parse_cifar_bin, parse_idx
+from snnlib.experiment import data as D
+from snnlib.experiment.data import DataError, encode, load, parse_cifar_bin, parse_idx
 
-# Canonical datasets: SHA-256 of the uint8 arrays (images (M, 28, 28) / (M, 32, 32, 3) HWC RGB).
+# Canonical datasets: SHA-256 of the uint8 arrays (images (M, 28, 28) / (M, 32, 32, 3) HWC RGB), written
+# here on purpose and not read from snnlib: an edit of data.ARRAY_SHA256 must fail this test.
 SHA256 = {
     ("mnist", "train", "images"): "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
     ("mnist", "train", "labels"): "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from snnlib import KINDS, make_dropout
-from snnlib.dropout import (
+from snnlib.model.dropout import (
     ALPHA_PRIME,
     dropout_inverted,
     dropout_test_scaling,
@@ -299,7 +299,7 @@ def test_time_consistent_element_masks_equal_the_channel_kinds():
 
 def test_alpha_dropout_moments_hand_computed_at_half():
     """p = 0.5: a = (0.5 (1 + 0.5 alpha'^2))^-1/2 = 0.88640, b = 0.77919; gain a / 2 = 0.44320."""
-    from snnlib.dropout import alpha_dropout_moments
+    from snnlib.model.dropout import alpha_dropout_moments
 
     m = alpha_dropout_moments(0.5)
     a = 1.0 / math.sqrt(0.5 * (1 + 0.5 * ALPHA_PRIME_REF**2))
@@ -315,7 +315,7 @@ def test_alpha_dropout_moments_hand_computed_at_half():
 @pytest.mark.parametrize("p", [0.1, 0.2, 0.5, 0.8])
 def test_alpha_dropout_moments_match_eq8(p):
     """The gain and offsets follow from eq 8's a and b written out independently."""
-    from snnlib.dropout import alpha_dropout_moments
+    from snnlib.model.dropout import alpha_dropout_moments
 
     m = alpha_dropout_moments(p)
     a, b = alpha_ab(p)
@@ -331,7 +331,7 @@ def test_alpha_dropout_moments_match_eq8(p):
 def test_alpha_dropout_moments_monte_carlo(p):
     """Against alpha_dropout_apply with drawn masks: E[y] = gain * x for a constant input, and a
     zero input takes exactly the two offsets, with mean 0 and the stated standard deviation."""
-    from snnlib.dropout import alpha_dropout_apply, alpha_dropout_moments
+    from snnlib.model.dropout import alpha_dropout_apply, alpha_dropout_moments
 
     m = alpha_dropout_moments(p)
     n = 400_000

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from snnlib import evaluations as E
-from snnlib.training import RunConfig
+from snnlib.experiment.config import RunConfig
+from snnlib.study import evaluations as E
+from snnlib.study import uncertainty_verdict as UV
 
 
 def evaluation(variant="none", seed=0, p=None, time_consistent=False, nll=0.1, ece=0.01, auroc=0.9, kind="run"):
@@ -139,13 +140,13 @@ def full_evaluation(variant="dropout", seed=0, nll=0.1, ece=0.01, auroc=0.9, mem
 
 
 def test_method_values_take_mc_dropout_at_five_passes_from_its_curve():
-    values = E.method_values([full_evaluation(nll=0.1, ece=0.01, auroc=0.9)])
+    values = UV.method_values([full_evaluation(nll=0.1, ece=0.01, auroc=0.9)])
     mc = values[values["method"] == "mc_dropout"].set_index("passes")
     assert mc.loc[50, "test_nll"] == pytest.approx(0.1) and mc.loc[5, "test_nll"] == pytest.approx(0.6)
     assert mc.loc[5, "ood_auroc"] == pytest.approx(0.4) and mc.loc[50, "ood_auroc"] == pytest.approx(0.9)
     # the mild shift of MNIST is rotate30 alone: nll * (1 + 0.2 * 1) from the results, the curve's at 5
     assert mc.loc[50, "mild_nll"] == pytest.approx(0.1 * 1.2) and mc.loc[5, "mild_nll"] == pytest.approx(0.6)
-    ensemble = E.method_values([full_evaluation("none", members=(0, 1, 2, 3, 4))])
+    ensemble = UV.method_values([full_evaluation("none", members=(0, 1, 2, 3, 4))])
     assert ensemble["members"].iloc[0] == (0, 1, 2, 3, 4) and math.isnan(ensemble["seed"].iloc[0])
 
 
@@ -159,7 +160,7 @@ def test_method_values_take_mc_dropout_at_five_passes_from_its_curve():
     (["better"] * 4 + ["no data"], "not enough data"),
 ])
 def test_row_verdicts(labels, verdict):
-    assert E.row_verdict(labels) == verdict
+    assert UV.row_verdict(labels) == verdict
 
 
 def verdict_values(dropout_shift=-0.02, missing_seed=None):
@@ -175,16 +176,16 @@ def verdict_values(dropout_shift=-0.02, missing_seed=None):
         shift = dropout_shift if kind == "dropout" else 0.0
         evals += [full_evaluation(kind, s, nll=0.10 + 0.001 * s + shift, ece=0.010 + 0.001 * s + shift,
                                   auroc=0.9 + 0.001 * s - shift) for s in range(10) if (kind, s) != missing_seed]
-    return E.method_values(evals)
+    return UV.method_values(evals)
 
 
 def test_the_verdict_follows_the_preregistered_rule():
-    tests = E.verdict_tests(verdict_values(), datasets=("mnist",))
+    tests = UV.verdict_tests(verdict_values(), datasets=("mnist",))
     primary = [t for t in tests if t.role == "primary"]
     assert len(primary) == 3 * 4 * 2 * 5  # baselines x kinds x (MC at 5 and 50 passes) x metrics
     family = {t.family for t in primary if t.detail["baseline"] == "deterministic"}
     assert len(family) == 1 and sum(t.family in family for t in tests) == 40
-    matrix = E.verdict_matrix(tests)
+    matrix = UV.verdict_matrix(tests)
     rows = matrix[(matrix["role"] == "primary") & (matrix["method"] == "MC dropout, 50 passes")].set_index(
         ["baseline", "kind"])
     assert rows.loc[("deterministic", "dropout"), "verdict"] == "better"
@@ -194,25 +195,25 @@ def test_the_verdict_follows_the_preregistered_rule():
     ens = next(t for t in primary if t.detail["baseline"] == "ensemble" and t.kind == "dropout"
                and t.metric == "test_nll" and t.detail["passes"] == 50)
     assert ens.n_base == 5 and ens.label == "better"
-    table = E.verdict_matrix_markdown(matrix, "mnist")
+    table = UV.verdict_matrix_markdown(matrix, "mnist")
     assert "| the deterministic base network | dropout | MC dropout, 50 passes | better | better | better | better " \
            "| better | **better** |" in table
     # the synthetic curve is worse at 5 passes than the base on every metric
-    assert E.uncertainty_answer(matrix, "mnist", "deterministic").startswith(
+    assert UV.uncertainty_answer(matrix, "mnist", "deterministic").startswith(
         "against the deterministic base network: better: dropout (50 passes); worse: dropout (5 passes), dropout2d "
         "(5 passes)")
 
 
 def test_a_missing_seed_waits_and_keeps_the_family():
-    tests = E.verdict_tests(verdict_values(missing_seed=("alpha", 3)), datasets=("mnist",))
+    tests = UV.verdict_tests(verdict_values(missing_seed=("alpha", 3)), datasets=("mnist",))
     alpha = [t for t in tests if t.kind == "alpha" and t.role == "primary"]
     assert all(t.label == "no data" for t in alpha)
     assert "seeds 3" in alpha[0].missing[0]
     dropout = next(t for t in tests if t.kind == "dropout" and t.role == "primary" and t.metric == "test_nll"
                    and t.detail["baseline"] == "deterministic" and t.detail["passes"] == 50)
     assert dropout.p_holm <= 40 * dropout.p + 1e-12 and dropout.label == "better"
-    matrix = E.verdict_matrix(tests)
-    assert E.uncertainty_answer(matrix, "mnist", "deterministic") == (
+    matrix = UV.verdict_matrix(tests)
+    assert UV.uncertainty_answer(matrix, "mnist", "deterministic") == (
         "against the deterministic base network: not enough data yet")
 
 
@@ -223,7 +224,7 @@ def test_sampling_tests_pair_mc_dropout_with_the_same_networks_temperature_scali
         for numbers in ev["methods"]["temperature"]["results"].values():
             if "nll" in numbers:
                 numbers["nll"] += 0.01
-    tests = E.sampling_tests(E.method_values(evals), datasets=("mnist",))
+    tests = UV.sampling_tests(UV.method_values(evals), datasets=("mnist",))
     t = next(t for t in tests if t.kind == "dropout" and t.metric == "test_nll")
     assert t.test == "paired" and t.n_variant == 10 and t.difference == pytest.approx(-0.01) and t.label == "better"
 

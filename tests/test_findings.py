@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from recordmaker import make_record
 
-from snnlib import findings as F
-from snnlib import records as R
+from snnlib.study import questions as F
+from snnlib.study import records as R
 
 
 def test_two_sided_labels():
@@ -63,23 +63,27 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from snnlib import claims as C  # noqa: E402
-from snnlib import preregistration as P  # noqa: E402
+from snnlib.study import claims as C  # noqa: E402
+from snnlib.study import neurons as NEURONS  # noqa: E402
+from snnlib.study import preregistration as P  # noqa: E402
+from snnlib.study import sites as SITES  # noqa: E402
 
 GRIDS = Path(__file__).resolve().parent.parent / "grids"
 
 
 def test_seed_ranges_and_word_lists():
-    assert F.seed_text([5, 6, 7, 8, 9]) == "5-9" and F.seed_text([3, 4]) == "3, 4"
-    assert F.seed_text([7, 0, 2, 5, 6, 2]) == "0, 2, 5-7" and F.seed_text([0, 1, 2, 9]) == "0-2, 9"
-    assert F.join_words(["a"]) == "a" and F.join_words(["a", "b", "c"]) == "a, b and c" and F.join_words([]) == ""
+    assert SITES.seed_text([5, 6, 7, 8, 9]) == "5-9" and SITES.seed_text([3, 4]) == "3, 4"
+    assert SITES.seed_text([7, 0, 2, 5, 6, 2]) == "0, 2, 5-7" and SITES.seed_text([0, 1, 2, 9]) == "0-2, 9"
+    assert SITES.join_words(["a"]) == "a" and SITES.join_words(["a", "b", "c"]) == "a, b and c"
+    assert SITES.join_words([]) == ""
 
 
 def test_kinds_that_are_one_operation_are_named_together():
-    assert F.kind_label("current", "dropout2d") == "dropout2d = feature dropout"
-    assert F.kind_label("input", "dropout") == "dropout = dropout2d = feature dropout"
-    assert F.kind_label("hidden", "alpha") == "alpha dropout" and F.kind_label("input", "none") == "base (no dropout)"
-    sentence = F.same_operation_sentence()
+    assert SITES.kind_label("current", "dropout2d") == "dropout2d = feature dropout"
+    assert SITES.kind_label("input", "dropout") == "dropout = dropout2d = feature dropout"
+    assert SITES.kind_label("hidden", "alpha") == "alpha dropout"
+    assert SITES.kind_label("input", "none") == "base (no dropout)"
+    sentence = SITES.same_operation_sentence()
     assert "on the input spikes, dropout2d and feature dropout are the same operation as dropout" in sentence
     assert sentence.startswith("On the synaptic current and the hidden spikes, feature dropout is the same "
                                "operation as dropout2d")
@@ -89,19 +93,19 @@ def planned_mnist(drop: set[tuple[str, str, int]] = frozenset(), **last: float) 
     """Every planned run of MNIST (p = 0.5, per step, 20 epochs) except those in ``drop`` (kind, site, seed)."""
     records = [make_record("mnist", "none", s, **last) for s in P.planned_seeds("mnist", "none")]
     for site in P.SITES:
-        for kind in P.distinct(site, F.DROPOUT_KINDS):
+        for kind in P.distinct(site, SITES.DROPOUT_KINDS):
             records += [make_record("mnist", kind, s, site=site, **last) for s in P.planned_seeds("mnist", kind, site)
                         if (kind, site, s) not in drop]
     return records
 
 
 def test_waiting_for_sites_names_what_is_missing_and_nothing_when_complete():
-    assert F.waiting_for_sites(R.runs_table(planned_mnist()), ["mnist"]) == ""
+    assert SITES.waiting_for_sites(R.runs_table(planned_mnist()), ["mnist"]) == ""
     table = R.runs_table(planned_mnist({("dropout", "current", s) for s in range(5, 10)} | {("alpha", "input", 4)}))
-    assert F.waiting_for_sites(table, ["mnist"]) == ("waiting for: MNIST seeds 5-9 of dropout on the synaptic current; "
+    assert SITES.waiting_for_sites(table, ["mnist"]) == ("waiting for: MNIST seeds 5-9 of dropout on the synaptic current; "
                                                     "MNIST seed 4 of alpha dropout on the input spikes")
     only_base = R.runs_table([make_record("mnist", "none", s) for s in range(3)])
-    line = F.waiting_for_sites(only_base, ["mnist"])
+    line = SITES.waiting_for_sites(only_base, ["mnist"])
     assert line.startswith("waiting for: every kind on the synaptic current, the hidden spikes and the input spikes "
                            "(MNIST); MNIST seeds 3-9 of the base network")
 
@@ -109,15 +113,15 @@ def test_waiting_for_sites_names_what_is_missing_and_nothing_when_complete():
 def test_site_matrix_shows_sites_with_runs_and_names_one_operation_once():
     records = [make_record("mnist", "none", s, test_acc=0.97 + 0.01 * s) for s in range(2)]
     records += [make_record("mnist", "dropout", s, site="hidden", test_acc=0.96) for s in range(3)]
-    text = F.site_matrix(R.runs_table(records), "mnist")
+    text = SITES.site_matrix(R.runs_table(records), "mnist")
     lines = text.splitlines()
     assert lines[0] == "The base network, test accuracy (%): 97.50 ± 0.71 (2)."
     assert lines[2] == "| test accuracy (%): mean ± std (seeds) | on the hidden spikes |"
     assert "| dropout | 96.00 ± 0.00 (3) |" in lines and "| feature dropout | = dropout2d |" in lines
     assert "| dropout2d | waiting |" in lines
-    full = F.site_full_table(R.runs_table(records), "mnist")
+    full = SITES.site_full_table(R.runs_table(records), "mnist")
     assert full.splitlines()[0].startswith("| kind | site | seeds | test accuracy (%)") and full.count("\n") == 3
-    assert F.site_full_table(R.runs_table([]), "cifar10") == "_No finished run of CIFAR-10 yet._"
+    assert SITES.site_full_table(R.runs_table([]), "cifar10") == "_No finished run of CIFAR-10 yet._"
 
 
 def test_differences_and_losses_against_the_base_network():
@@ -128,19 +132,19 @@ def test_differences_and_losses_against_the_base_network():
     records += [make_record("mnist", "feature", s, site="hidden", test_acc=0.96, train_loss=0.05,
                             train_eval_loss=0.02, test_loss=0.05) for s in range(2)]
     table = R.runs_table(records)
-    sentence = F.differences_sentence(table, "mnist")
+    sentence = SITES.differences_sentence(table, "mnist")
     # feature dropout on the hidden spikes is dropout2d there: the study reads dropout2d's runs for it
     assert sentence == ("MNIST: test accuracy of the base network 97.00 ± 0.00% (3 seeds); the kinds' means minus the "
                         "base network's: on the synaptic current, dropout +0.50 points (3).")
-    assert F.above_base(table, "mnist", "train_loss") == (1, 1)
+    assert SITES.above_base(table, "mnist", "train_loss") == (1, 1)
     records += [make_record("mnist", "dropout2d", s, site="hidden", test_acc=0.96, train_loss=0.05,
                             train_eval_loss=0.02, test_loss=0.05) for s in range(2)]
     table = R.runs_table(records)
-    assert "on the hidden spikes, dropout2d = feature dropout -1.00 (2)" in F.differences_sentence(table, "mnist")
-    assert [F.above_base(table, "mnist", m) for m in ("train_loss", "train_eval_loss", "test_loss")] == [
+    assert "on the hidden spikes, dropout2d = feature dropout -1.00 (2)" in SITES.differences_sentence(table, "mnist")
+    assert [SITES.above_base(table, "mnist", m) for m in ("train_loss", "train_eval_loss", "test_loss")] == [
         (2, 2), (1, 2), (1, 2)]
-    assert "in 2 when measured with dropout on" in F.loss_sentence(table, "mnist")
-    assert F.differences_sentence(table, "cifar10") == "CIFAR-10: no finished run of the base network yet."
+    assert "in 2 when measured with dropout on" in SITES.loss_sentence(table, "mnist")
+    assert SITES.differences_sentence(table, "cifar10") == "CIFAR-10: no finished run of the base network yet."
 
 
 def test_detectable_difference_has_the_power_it_promises():
@@ -157,7 +161,7 @@ def test_detectable_difference_has_the_power_it_promises():
 def test_question_seeds_are_the_grids_and_the_power_sentence_uses_them():
     for name in ("rates", "budget"):
         grid = json.loads((GRIDS / f"{name}.json").read_text())
-        assert len(grid["axes"]["seed"]) == F.QUESTION_SEEDS, name
+        assert len(grid["axes"]["seed"]) == SITES.QUESTION_SEEDS, name
     records = [make_record("cifar10", "none", s, test_acc=0.46 + 0.002 * s) for s in range(5)]
     sentence = F.power_sentence(R.runs_table(records), "cifar10")
     sd = float(np.std([0.46 + 0.002 * s for s in range(5)], ddof=1))
@@ -215,20 +219,20 @@ def test_tuning_sentences_weigh_the_defaults_against_seed_noise():
 
 
 def test_table2_against_chance_and_the_study_runs():
-    assert sorted(F.PAPER_TABLE2_BASE) == list(range(10))
+    assert sorted(NEURONS.PAPER_TABLE2_BASE) == list(range(10))
     ranking = list(range(20, 0, -1))  # neuron 0 most important, then 1, 2, ...
-    assert F.low_ids({0: ranking, 1: ranking[::-1]}, 10) == {0: 10, 1: 0}
+    assert NEURONS.low_ids({0: ranking, 1: ranking[::-1]}, 10) == {0: 10, 1: 0}
     records = [make_record("mnist", "none", 0, importance=ranking), make_record("mnist", "none", 1,
                                                                                 importance=ranking[::-1])]
-    sentence = F.table2_sentence(R.runs_table(records))
+    sentence = NEURONS.table2_sentence(R.runs_table(records))
     assert "9, 8, 3, 2, 0, 1, 4, 5, 6, 7" in sentence and "1/C(128, 10) = 4.4e-15" in sentence
     assert sentence.endswith("In the study's 2 base runs (2 of MNIST), at most 10 of the top 10 have an ID below 10 "
                              "(mean 5.0; chance expects 0.78).")
     records += [make_record("mnist", "dropout", 0, importance=ranking[:10][::-1] + ranking[10:])]
-    redone = F.table2_redone(R.runs_table(records), "mnist", seed=0).splitlines()
+    redone = NEURONS.table2_redone(R.runs_table(records), "mnist", seed=0).splitlines()
     assert redone[0] == "| rank | base (no dropout) | dropout |" and redone[2] == "| 1 | 0 | **9** |"
     assert redone[-1] == "| shared with the base run |  | 10 |"
-    assert F.table2_redone(R.runs_table(records), "cifar10").startswith("_CIFAR-10: no finished base run")
+    assert NEURONS.table2_redone(R.runs_table(records), "cifar10").startswith("_CIFAR-10: no finished base run")
 
 
 def c3_test(kind: str, metric: str, values: list[float], control: list[float], label: str,
@@ -245,9 +249,9 @@ def test_c3_sentences_say_what_the_top_10_and_tau_can_tell():
              c3_test("alpha", "top10_overlap", [2.0, 1.0, 10.0], control_overlap, "yes"),
              c3_test("alpha", "kendall_tau", [0.2, 0.2, 0.2], control_tau, "yes")]
     result = C.Claims(tests, [], {})
-    summary = F.c3_summary(result, "mnist")
+    summary = NEURONS.c3_summary(result, "mnist")
     assert list(summary["changed"]) == [3, 2] and list(summary["control_changed"]) == [3, 3]
-    lines = F.c3_sentences(result, "mnist")
+    lines = NEURONS.c3_sentences(result, "mnist")
     assert lines[0] == ("The top 10 of a dropout run differs from its base run's in 5 of 6 pairs (dropout "
                         "and alpha dropout); the control's top 10, trained without dropout, differs from its base "
                         "run's in 3 of 3: that the top 10 changed cannot tell dropout from training noise.")
@@ -258,10 +262,10 @@ def test_c3_sentences_say_what_the_top_10_and_tau_can_tell():
                                "dropout 0.20: lower")
     assert lines[3].startswith("For dropout, only the rank agreement over all 128 neurons")
     assert "the ranking changes without dropout too" in lines[4]
-    assert F.c3_sentences(result, "cifar10") == ["The tests of C3 wait for their runs."]
+    assert NEURONS.c3_sentences(result, "cifar10") == ["The tests of C3 wait for their runs."]
     secondary = [c3_test("dropout", "kendall_tau", [0.1, 0.1], [0.1, 0.2], "not significant",
                          measure="hidden_silencing_drop")]
-    assert F.c3_secondary_sentence(C.Claims(secondary, [], {})) == (
+    assert NEURONS.c3_secondary_sentence(C.Claims(secondary, [], {})) == (
         "By the accuracy lost when the neuron is silenced (secondary), 0 of the 1 tests with data is significant "
         "after Holm.")
 
@@ -275,14 +279,14 @@ def test_agreement_values_measure_agreement_and_spike_table():
         records.append(make_record("mnist", "none", 100 + s, init_seed=s, importance=base, silencing=base))
         records.append(make_record("mnist", "dropout", s, importance=[-v for v in base], silencing=base))
     table = R.runs_table(records)
-    values = F.agreement_values(table, "mnist", statistic="kendall_tau")
-    assert values[F.CONTROL_LABEL] == pytest.approx([1.0] * 3) and values["dropout"] == pytest.approx([-1.0] * 3)
-    assert len(values[F.OTHER_SEED_LABEL]) == 3 and values["alpha dropout"] == []
-    agreement = F.measure_agreement(table).splitlines()
+    values = NEURONS.agreement_values(table, "mnist", statistic="kendall_tau")
+    assert values[NEURONS.CONTROL_LABEL] == pytest.approx([1.0] * 3) and values["dropout"] == pytest.approx([-1.0] * 3)
+    assert len(values[NEURONS.OTHER_SEED_LABEL]) == 3 and values["alpha dropout"] == []
+    agreement = NEURONS.measure_agreement(table).splitlines()
     assert agreement[2].startswith("| base (no dropout) | 1.00 ± 0.00 (3) |") and len(agreement) == 4
-    spikes = F.spike_table(table).splitlines()
+    spikes = SITES.spike_table(table).splitlines()
     assert len(spikes) == 4 and spikes[3].startswith("| MNIST | dropout | current | 3 |")
-    assert F.spike_table(R.runs_table([])) == "_No finished run yet._"
+    assert SITES.spike_table(R.runs_table([])) == "_No finished run yet._"
 
 
 def test_tables_of_secondary_and_c3_tests_and_of_the_base_runs_top_10():
@@ -294,20 +298,20 @@ def test_tables_of_secondary_and_c3_tests_and_of_the_base_runs_top_10():
     assert F.secondary_table([]) == "_No test has its data yet._"
     test = c3_test("dropout", "top10_overlap", [5.0, 5.0, 5.0], [5.0, 4.0, 6.0], "not significant")
     test.base_mean, test.variant_mean = 5.0, 5.0
-    row = F.c3_table(C.Claims([test], [], {})).splitlines()[2]
+    row = NEURONS.c3_table(C.Claims([test], [], {})).splitlines()[2]
     assert row.startswith("| MNIST | dropout | top-10 overlap with the base run | 5.0 / 5.0 | +0.00")
-    assert F.c3_table(C.Claims([], [], {})) == "_No test of C3 has its data yet._"
+    assert NEURONS.c3_table(C.Claims([], [], {})) == "_No test of C3 has its data yet._"
     ranking = list(range(20, 0, -1))
-    top = F.base_top_k_table(R.runs_table([make_record("mnist", "none", 3, importance=ranking)])).splitlines()
+    top = NEURONS.base_top_k_table(R.runs_table([make_record("mnist", "none", 3, importance=ranking)])).splitlines()
     assert top[2] == "| MNIST | 3 | 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 | 10 |"
 
 
 def test_same_operation_check_compares_the_runs_of_one_operation_seed_by_seed():
     records = [make_record("mnist", kind, s, test_acc=0.96) for kind in ("feature", "dropout2d") for s in range(2)]
     records.append(make_record("mnist", "dropout2d", 2, test_acc=0.96))
-    assert F.same_operation_check(R.runs_table(records)) == (
+    assert SITES.same_operation_check(R.runs_table(records)) == (
         "Where both kinds of one operation have runs: feature dropout and dropout2d on the synaptic current: the same "
         "numbers in 2 of 2 seeds on MNIST.")
     records[0]["epochs"][-1]["test_acc"] = 0.5
-    assert "1 of 2 seeds on MNIST" in F.same_operation_check(R.runs_table(records))
-    assert F.same_operation_check(R.runs_table(records[2:])) == ""
+    assert "1 of 2 seeds on MNIST" in SITES.same_operation_check(R.runs_table(records))
+    assert SITES.same_operation_check(R.runs_table(records[2:])) == ""

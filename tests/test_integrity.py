@@ -37,12 +37,14 @@ import pytest
 import torch
 from recordmaker import make_ensemble, make_evaluation, make_record, reseal
 
-from snnlib import data as D
-from snnlib import records as R
-from snnlib import training
-from snnlib.params import ParameterError
-from snnlib.runner import RunSpec, run_state
-from snnlib.system import (
+from snnlib.experiment import data as D
+from snnlib.experiment import grid as G
+from snnlib.experiment import run as RUN
+from snnlib.experiment import training
+from snnlib.experiment.config import RunConfig, RunError
+from snnlib.experiment.grid import RunSpec, run_state
+from snnlib.experiment.run import record_digest, run, timing_free
+from snnlib.experiment.system import (
     FolderLocked,
     StateError,
     StorageError,
@@ -51,7 +53,11 @@ from snnlib.system import (
     save_state,
     write_atomic,
 )
-from snnlib.training import RunConfig, RunError, record_digest, run, timing_free
+from snnlib.model.params import ParameterError
+from snnlib.study import progress as PG
+from snnlib.study import records as R
+from snnlib.study import seal as SEAL
+from snnlib.uncertainty import command as UCMD
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(dataset="mnist", train_subset=96, test_subset=48, epochs=2)
@@ -88,7 +94,7 @@ def strict_load(path: Path) -> dict:
 
 def interrupted_run(config: RunConfig, out: Path, monkeypatch: pytest.MonkeyPatch, after_epochs: int = 1) -> None:
     """Runs ``config`` until its checkpoint holds ``after_epochs`` epochs, then stops it as a kill would."""
-    real = training.save_state
+    real = RUN.save_state
     saved = []
 
     def save_then_stop(path, config_dict, state):
@@ -99,7 +105,7 @@ def interrupted_run(config: RunConfig, out: Path, monkeypatch: pytest.MonkeyPatc
         return digest
 
     with monkeypatch.context() as m:
-        m.setattr(training, "save_state", save_then_stop)
+        m.setattr(RUN, "save_state", save_then_stop)
         with pytest.raises(KeyboardInterrupt):
             run(config, out, device="cpu", progress=False, log=quiet)
 
@@ -280,7 +286,7 @@ def test_non_finite_values_are_refused_by_the_command(real_data_dir, tmp_path):
 def test_a_diverged_run_is_recorded_as_diverged(use_real_data, tmp_path, monkeypatch):
     """A training loss that becomes NaN stops the run with status 'diverged' in strict JSON; the runner and
     the tables never count it as done."""
-    real = training.train_epoch
+    real = RUN.train_epoch
     calls = []
 
     def nan_in_epoch_two(*args, **kwargs):
@@ -288,7 +294,7 @@ def test_a_diverged_run_is_recorded_as_diverged(use_real_data, tmp_path, monkeyp
         calls.append(1)
         return training.EpochStats(float("nan"), *list(vars(stats).values())[1:]) if len(calls) == 2 else stats
 
-    monkeypatch.setattr(training, "train_epoch", nan_in_epoch_two)
+    monkeypatch.setattr(RUN, "train_epoch", nan_in_epoch_two)
     out = tmp_path / "run"
     config = RunConfig(**{**TINY, "epochs": 3})
     record = run(config, out, device="cpu", progress=False, log=quiet)
@@ -359,13 +365,13 @@ def test_weights_of_another_configuration_are_refused(use_real_data, tmp_path):
     run(RunConfig(**TINY), out, device="cpu", progress=False, log=quiet)
     saved = torch.load(out / "weights.pt", weights_only=True)
     saved["config"]["seed"] = 5
-    from snnlib.system import save_torch_atomic
+    from snnlib.experiment.system import save_torch_atomic
 
     record = strict_load(out / "metrics.json")
     record["weights_sha256"] = save_torch_atomic(out / "weights.pt", saved)  # even with a matching digest
-    training.write_record(out / "metrics.json", record)
+    RUN.write_record(out / "metrics.json", record)
     with pytest.raises(RunError, match="weights of another configuration"):
-        training.load_trained(out)
+        RUN.load_trained(out)
 
 
 # ---------------------------------------------------------------- 7. full and read-only disks
@@ -494,7 +500,7 @@ def test_a_run_that_cannot_start_leaves_no_folder(use_real_data, tmp_path, monke
     def no_data(*args, **kwargs):
         raise D.DataError("no data here")
 
-    monkeypatch.setattr(training, "load_run_data", no_data)
+    monkeypatch.setattr(RUN, "load_run_data", no_data)
     out = tmp_path / "a" / "b" / "run"
     with pytest.raises(D.DataError):
         run(RunConfig(**TINY), out, device="cpu", progress=False, log=quiet)
@@ -583,7 +589,7 @@ def copy_run(trained: Path, tmp_path: Path, name: str = "seed0", edit=None, rese
         record = strict_load(folder / "metrics.json")
         edit(record)
         if reseal:
-            training.write_record(folder / "metrics.json", record)
+            RUN.write_record(folder / "metrics.json", record)
         else:
             (folder / "metrics.json").write_text(json.dumps(record))
     return folder
@@ -634,7 +640,7 @@ def test_23_2_a_record_whose_digest_was_deleted_is_refused(trained, tmp_path, us
         with pytest.raises(RunError, match=re.escape(message)) as err:
             run(RunConfig(**TINY), folder, device="cpu", progress=False, log=quiet)
         assert "\n" not in str(err.value)
-    assert training.RECORD_VERSION == 3 and strict_load(trained / "seed0" / "metrics.json")["record_version"] == 3
+    assert RUN.RECORD_VERSION == 3 and strict_load(trained / "seed0" / "metrics.json")["record_version"] == 3
 
 
 def test_23_3_a_finished_record_short_of_epochs_is_not_finished(trained, tmp_path, use_real_data):
@@ -659,12 +665,11 @@ def test_23_3_a_finished_record_short_of_epochs_is_not_finished(trained, tmp_pat
 def uncertainty_main(capsys, *argv: str) -> tuple[int, str, str]:
     import argparse
 
-    from snnlib import uncertainty as U
 
     parser = argparse.ArgumentParser()
-    U.add_arguments(parser)
+    UCMD.add_arguments(parser)
     capsys.readouterr()
-    code = U.main(parser.parse_args([*argv, "--passes", "2", "--shift-subset", "20", "--angles", "90",
+    code = UCMD.main(parser.parse_args([*argv, "--passes", "2", "--shift-subset", "20", "--angles", "90",
                                      "--threads", "1"]))
     out, err = capsys.readouterr()
     assert "Traceback" not in err
@@ -686,14 +691,14 @@ def test_23_4_uncertainty_reads_only_an_intact_record_and_its_own_weights(traine
     put_json(other / "metrics.json", record)  # the digest of the record no longer matches
     code, _, err = uncertainty_main(capsys, str(other))
     assert code == 2 and "changed after it was written" in err
-    training.write_record(other / "metrics.json", record)  # resealed: the weights still name seed 1
+    RUN.write_record(other / "metrics.json", record)  # resealed: the weights still name seed 1
     code, _, err = uncertainty_main(capsys, str(other))
     assert code == 2 and "holds the weights of another configuration" in err
     assert not (edited / "uncertainty.json").exists() and not (other / "uncertainty.json").exists()
 
 
 def evaluations_of(root: Path) -> list[str]:
-    from snnlib import evaluations as E
+    from snnlib.study import evaluations as E
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -704,7 +709,7 @@ def test_23_5_an_evaluation_is_read_only_beside_the_record_it_was_made_from(tmp_
     """Before: load_evaluations took each file's own configuration: edited files went into report, a copy
     into a folder without a record added a seed (n 10 -> 11), a stale file after a retrain was used. After:
     each file carries its own SHA-256 and its record's, and both must check out."""
-    from snnlib import evaluations as E
+    from snnlib.study import evaluations as E
 
     root = tmp_path / "results"
     records = base_seeds(root, 3)
@@ -741,7 +746,7 @@ def test_23_5_an_evaluation_is_read_only_beside_the_record_it_was_made_from(tmp_
 
 
 def test_23_5_a_copied_run_folder_adds_no_seed_to_the_evaluations(tmp_path):
-    from snnlib import evaluations as E
+    from snnlib.study import evaluations as E
 
     root = tmp_path / "results"
     for record in base_seeds(root, 3):
@@ -777,13 +782,12 @@ def test_23_7_one_configuration_spelled_five_ways_is_one_run(tmp_path):
     """Before: a grid that spelled one configuration in five ways (defaults given or left out) trained seed 0
     five times into five folders, and summary showed n = 3 for one seed. After: the runner runs it once, in
     the first folder, and the readers count a run once whatever its folder."""
-    from snnlib import runner
 
     defaults = RunConfig()
-    grid = runner.check_grid({"name": "g", "base": {"val_size": 5000}, "runs": [
+    grid = G.check_grid({"name": "g", "base": {"val_size": 5000}, "runs": [
         {"variant": "none"}, {"variant": "none", "lr": defaults.lr}, {"variant": "none", "weight_decay": 0.0},
         {"variant": "none", "network": {"tau": 5.0}}, {"variant": "none", "batch_size": 128, "t_enc": 12}]})
-    specs = runner.expand_grid(grid)
+    specs = G.expand_grid(grid)
     assert [s.rel for s in specs] == ["mnist/none_p0_step_current/seed0"]
     root = tmp_path / "results"
     record = make_record(seed=0)
@@ -798,32 +802,31 @@ def test_23_8_a_grid_counts_a_run_by_its_configuration_not_its_folders_name(tmp_
     """Before: a 1-epoch MNIST run written into paper/cifar10/none_p0_step_current/seed5 counted as a
     finished CIFAR-10 paper run (86 of 110 instead of 85), while the runner's dry run called it foreign.
     After: the report's progress and the runner agree: foreign."""
-    from snnlib import runner
 
     grid_file = put_json(tmp_path / "grids" / "paper.json", {
         "name": "paper", "base": {"epochs": 20, "val_size": 5000}, "axes": {"dataset": ["mnist", "cifar10"],
                                                                           "seed": [0, 1]},
         "runs": [{"variant": "none", "p": 0.0}]})
-    expected = R.expected_runs([grid_file])
+    expected = PG.expected_runs([grid_file])
     records = [make_record("mnist", seed=s, path=f"paper/mnist/none_p0_step_current/seed{s}") for s in (0, 1)]
     records.append(make_record("mnist", seed=1, epochs=1, path="paper/cifar10/none_p0_step_current/seed1"))
-    assert R.grid_progress(expected, records).to_dict("records") == [{"grid": "paper", "runs": 4, "finished": 2}]
-    assert R.missing_runs(expected, records) == ["paper/cifar10/none_p0_step_current: seed 0 missing; seed 1 foreign"]
+    assert PG.grid_progress(expected, records).to_dict("records") == [{"grid": "paper", "runs": 4, "finished": 2}]
+    assert PG.missing_runs(expected, records) == ["paper/cifar10/none_p0_step_current: seed 0 missing; seed 1 foreign"]
     put(tmp_path / "results", records[-1])
-    spec = runner.expand_grid(runner.load_grid(grid_file))[3]
+    spec = G.expand_grid(G.load_grid(grid_file))[3]
     assert spec.rel == "cifar10/none_p0_step_current/seed1"
-    assert runner.run_state(spec, tmp_path / "results" / "paper")[0] == "foreign"
+    assert G.run_state(spec, tmp_path / "results" / "paper")[0] == "foreign"
 
 
 def test_23_8_the_runner_never_trains_over_a_damaged_or_unsealed_record(tmp_path, capsys):
     """Found on the way: the runner's dry run called an edited record "finished" (it checked the
     configuration only) and a version-2 record without a digest too. Now: damaged and unsealed, failures
     (exit 1), and a run of the grid leaves them as they are."""
-    from snnlib import runner
+    from snnlib.experiment import runner
 
     grid = put_json(tmp_path / "g.json", {"name": "g", "base": {"val_size": 5000}, "axes": {"seed": [0, 1, 2]},
                                           "runs": [{}]})
-    specs = runner.expand_grid(runner.load_grid(grid))
+    specs = G.expand_grid(G.load_grid(grid))
     results = tmp_path / "results"
     put(results / "g", make_record(seed=0), specs[0].rel)
     edited = make_record(seed=1)
@@ -879,7 +882,7 @@ def test_23_9_summary_counts_a_copied_folder_once(tmp_path, capsys):
 # ---------------------------------------------------------------- 23. the weak cases
 
 def runner_task(out: Path, config: dict) -> dict:
-    from snnlib import runner
+    from snnlib.experiment import runner
 
     return {"name": "g/x", "out": str(out), "config": config, "params": {"device": "cpu"},
             "notebook": str(runner.DEFAULT_NOTEBOOK), "cwd": str(runner.DEFAULT_NOTEBOOK.parent),
@@ -890,8 +893,8 @@ def test_23_weak_a_second_runner_leaves_a_claimed_folder_and_its_notebook_alone(
     """Before: two runners on one grid both exited 1 and one replaced the other's executed notebook with a
     no-op. After: the runner claims the folder for its whole notebook; a second runner reports it busy, and
     one that comes after the run ended reports it skipped; neither touches the notebook."""
-    from snnlib import runner
-    from snnlib.system import folder_claim
+    from snnlib.experiment import runner
+    from snnlib.experiment.system import folder_claim
 
     out = tmp_path / "run"
     out.mkdir()
@@ -949,7 +952,7 @@ def test_23_weak_a_malformed_record_is_one_line(tmp_path, capsys, use_real_data,
 
 
 def readme_setup(tmp_path: Path) -> tuple[Path, Path, Path]:
-    from snnlib.report import BEGIN, END
+    from snnlib.study.report import BEGIN, END
 
     root = tmp_path / "results"
     base_seeds(root, 2)
@@ -991,7 +994,7 @@ def test_23_weak_notebook_parameters_given_twice_are_one_line():
     with pytest.raises(ParameterError, match="config_extra must be a dict"):
         RunConfig.from_parameters(seed=0, config_extra=5)
     assert RunConfig.from_parameters(seed=1, config_extra={"lr": 0.01}).lr == 0.01
-    from snnlib.system import parse_device
+    from snnlib.experiment.system import parse_device
 
     with pytest.raises(ValueError, match="device must be a name, got 5"):
         parse_device(5)
@@ -999,9 +1002,9 @@ def test_23_weak_notebook_parameters_given_twice_are_one_line():
 
 def test_23_weak_a_key_given_twice_in_a_grid_file_is_refused(tmp_path, capsys):
     """Before: {"p": 0.1, "p": 0.2} kept the last value silently. After: a bad grid file, exit 2."""
-    from snnlib import runner
+    from snnlib.experiment import runner
 
-    path = tmp_path / "grid.json"
+    path = tmp_path / "G.json"
     path.write_text('{"name": "g", "runs": [{"variant": "dropout", "p": 0.1, "p": 0.2}]}')
     assert runner.main([str(path), "--dry-run", "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
@@ -1012,7 +1015,7 @@ def test_23_new_an_edited_evaluation_is_not_left_as_up_to_date(tmp_path, capsys,
     """Found on the way: an uncertainty.json edited after it was written, with the same settings, was
     "up to date, nothing to do". Now it is refused without --overwrite, and a file there that is not an
     evaluation is never replaced."""
-    from snnlib import uncertainty as U
+    from snnlib.uncertainty import evaluate as U
 
     folder = copy_run(trained, tmp_path)
     record = strict_load(folder / "metrics.json")
@@ -1052,7 +1055,7 @@ def unsealed(record: dict) -> dict:
 def committed(tmp_path) -> tuple[Path, list[dict]]:
     """A git repository whose results/ holds three committed version-2 records without a digest, with
     their committed uncertainty evaluations (also without one) and an ensemble of them."""
-    from snnlib.uncertainty import DIGEST_KEY
+    from snnlib.uncertainty.evaluate import DIGEST_KEY
 
     repo = tmp_path / "repo"
     (repo / "results").mkdir(parents=True)
@@ -1075,13 +1078,13 @@ def committed(tmp_path) -> tuple[Path, list[dict]]:
 
 
 def seal(root: Path, *args: str) -> tuple[int, list[str]]:
-    done, refused = R.seal_results(root, *args, log=quiet)
+    done, refused = SEAL.seal_results(root, *args, log=quiet)
     return done, refused
 
 
 def test_seal_seals_the_committed_files_once_and_changes_no_number(committed, capsys):
     root, records = committed
-    from snnlib import evaluations as E
+    from snnlib.study import evaluations as E
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -1173,7 +1176,7 @@ def test_seal_leaves_a_folder_another_process_writes(committed):
 def test_the_committed_results_are_sealed_and_read_whole():
     """Every record and evaluation in results/ is read (sealed, intact, each run once): run
     `python -m snnlib seal results` after landing records of an older library."""
-    from snnlib import evaluations as E
+    from snnlib.study import evaluations as E
 
     root = ROOT / "results"
     records, refused = R.scan_records(root)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from snnlib import alpha_kernel, first_spike_times, kernel_matrix, times_to_raster
-from snnlib.kernels import NO_SPIKE, kernel_sum
+from snnlib.model.kernels import NO_SPIKE, kernel_sum
 
 
 def eps_formula(a: float, tau: float) -> float:

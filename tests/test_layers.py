@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from snnlib import KINDS, SITES, SRMLayer, SRMNetwork, events_from_raster, events_from_times, times_to_raster
-from snnlib.functional import SpikeEvents, event_current, first_spikes
+from snnlib.model.functional import SpikeEvents, event_current, first_spikes
 
 # ---------------------------------------------------------------- dense reference
 

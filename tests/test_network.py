@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snnlib import functional as SF
-from snnlib.dropout import ALPHA_KINDS, KINDS, alpha_dropout_apply, keep_mask, make_dropout
-from snnlib.kernels import NO_SPIKE, times_to_raster
-from snnlib.network import NetworkConfig, SRMNetwork, input_dropout_current
+from snnlib.model import functional as SF
+from snnlib.model.dropout import ALPHA_KINDS, KINDS, alpha_dropout_apply, keep_mask, make_dropout
+from snnlib.model.kernels import NO_SPIKE, times_to_raster
+from snnlib.model.network import NetworkConfig, SRMNetwork, input_dropout_current
 
 DROPOUT_KINDS = [k for k in KINDS if k != "none"]
 
@@ -90,8 +90,8 @@ def test_the_precomputed_order_gives_the_same_current_and_gradient_bit_for_bit(k
 
 
 def test_kept_order_is_the_stable_sort_for_every_spike_that_still_fires():
-    from snnlib.kernels import NO_SPIKE
-    from snnlib.network import kept_order
+    from snnlib.model.kernels import NO_SPIKE
+    from snnlib.model.network import kept_order
 
     times = random_times(5, 40, 16, silent=0.3)
     keep = torch.rand(5, 40) > 0.5

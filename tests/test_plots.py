@@ -10,8 +10,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from recordmaker import make_record  # noqa: E402
 
-from snnlib import plots  # noqa: E402
-from snnlib import records as R  # noqa: E402
+from snnlib.study import plots  # noqa: E402
+from snnlib.study import records as R  # noqa: E402
+from snnlib.study import verdict_plots as VP  # noqa: E402
 
 
 def study_records():
@@ -64,25 +65,25 @@ def test_forest_colours_each_test_by_its_label_and_writes_waiting_without_data()
              SimpleNamespace(difference=0.001, ci_low=-0.01, ci_high=0.012, label="not significant"),
              SimpleNamespace(difference=float("nan"), ci_low=float("nan"), ci_high=float("nan"), label="no data")]
     fig, ax = plt.subplots()
-    plots.forest(ax, tests, 100.0, "points", ["a", "b", "c", "d"])
+    VP.forest(ax, tests, 100.0, "points", ["a", "b", "c", "d"])
     lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_xdata()[0] != 0]
     colors = [line.get_color() for line in lines]
-    assert colors == [plots.LABEL_COLORS["yes"], plots.LABEL_COLORS["contrary"], plots.LABEL_COLORS["not significant"]]
+    assert colors == [VP.LABEL_COLORS["yes"], VP.LABEL_COLORS["contrary"], VP.LABEL_COLORS["not significant"]]
     assert list(lines[0].get_xdata()) == pytest.approx([-2.0, -0.5])  # the interval, in points
     assert [t.get_text() for t in ax.texts] == ["waiting for runs"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c", "d"]
     with pytest.raises(ValueError, match="one name per test"):
-        plots.forest(ax, tests, names=["a"])
+        VP.forest(ax, tests, names=["a"])
     plt.close(fig)
 
 
 def test_forest_figure_and_verdict_heatmap_draw_the_study():
-    from snnlib import claims as C
+    from snnlib.study import claims as C
 
     result = C.evaluate_claims(study_records())
-    fig = plots.forest_figure(result.tests)
+    fig = VP.forest_figure(result.tests)
     titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible()]
-    assert len(titles) == len(plots.FOREST_PANELS) and titles[0].startswith("C1 · training loss")
+    assert len(titles) == len(VP.FOREST_PANELS) and titles[0].startswith("C1 · training loss")
     plt.close(fig)
     import pandas as pd
 
@@ -90,7 +91,7 @@ def test_forest_figure_and_verdict_heatmap_draw_the_study():
                             "method": "MC dropout, 50 passes", "test_nll": "better", "test_ece": "worse",
                             "ood_auroc": "not significant", "mild_nll": "better", "mild_ece": "better",
                             "verdict": "mixed"} for b in ("deterministic", "temperature", "ensemble")])
-    fig = plots.verdict_heatmap(matrix, datasets=("mnist",))
+    fig = VP.verdict_heatmap(matrix, datasets=("mnist",))
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["+", "−", "·", "+", "+", "mixed"]
     plt.close(fig)
@@ -100,8 +101,8 @@ def test_forest_figure_and_verdict_heatmap_draw_the_study():
 
 @pytest.mark.parametrize("which", ["full", "partial", "empty"])
 def test_chapter_figures_survive_any_amount_of_data(which):
-    from snnlib import claims as C
-    from snnlib import findings as F
+    from snnlib.study import claims as C
+    from snnlib.study import questions as F
 
     records = {"full": study_records(), "partial": study_records()[:4], "empty": []}[which]
     table = R.runs_table(records)
@@ -109,8 +110,8 @@ def test_chapter_figures_survive_any_amount_of_data(which):
         plt.close(plots.plot_site_curves(table, "mnist", site))
     plt.close(plots.plot_rate_mask(table))
     for tests in (F.mask_tests(table), F.rate_tests(table), F.budget_tests(table), []):
-        plt.close(plots.plot_secondary_tests(tests, lambda t: t.dataset))
-    plt.close(plots.plot_c3_tests(C.evaluate_claims(table).tests))
+        plt.close(VP.plot_secondary_tests(tests, lambda t: t.dataset))
+    plt.close(VP.plot_c3_tests(C.evaluate_claims(table).tests))
     plt.close(plots.plot_agreement(table))
     plt.close(plots.plot_site_differences(table))
     plt.close(plots.plot_site_differences(F.generalization_gap(table), "gap"))
@@ -144,11 +145,11 @@ def test_secondary_tests_show_only_tests_with_data_and_colour_significance():
                                ci_high=difference + 0.005, p=p)
 
     tests = [test("higher", 0.5), test("not significant", 0.3, 0.0), test("no data", 0.1, float("nan"))]
-    fig = plots.plot_secondary_tests(tests, lambda t: f"p = {t.p}")
+    fig = VP.plot_secondary_tests(tests, lambda t: f"p = {t.p}")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["p = 0.5", "p = 0.3"]
     intervals = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_xdata()[0] != 0]
-    assert [line.get_color() for line in intervals] == [plots.SIGNIFICANT_COLOR, plots.LABEL_COLORS["not significant"]]
+    assert [line.get_color() for line in intervals] == [VP.SIGNIFICANT_COLOR, VP.LABEL_COLORS["not significant"]]
     assert list(intervals[0].get_xdata()) == pytest.approx([0.5, 1.5])  # percentage points
     plt.close(fig)
 
@@ -156,7 +157,7 @@ def test_secondary_tests_show_only_tests_with_data_and_colour_significance():
 def test_c3_tests_and_agreement_figures_draw_the_groups():
     from matplotlib.collections import PathCollection
 
-    from snnlib import claims as C
+    from snnlib.study import claims as C
 
     rng = np.random.default_rng(0)
     records = []
@@ -167,7 +168,7 @@ def test_c3_tests_and_agreement_figures_draw_the_groups():
         records += [make_record("mnist", kind, s, importance=rng.random(16).tolist(), silencing=base)
                     for kind in ("dropout", "dropout2d", "feature_alpha", "alpha")]
     table = R.runs_table(records)
-    fig = plots.plot_c3_tests(C.evaluate_claims(table).tests)
+    fig = VP.plot_c3_tests(C.evaluate_claims(table).tests)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
         "MNIST · dropout", "MNIST · dropout2d = feature dropout", "MNIST · feature alpha dropout",
         "MNIST · alpha dropout"]  # CIFAR-10 waits: left out

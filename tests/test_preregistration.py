@@ -1,4 +1,4 @@
-"""The pre-registration (snnlib.preregistration): fixed families, tests that can pass, identical
+"""The pre-registration (snnlib.study.preregistration): fixed families, tests that can pass, identical
 operations counted once, and grid files that run exactly the planned seeds."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from snnlib import preregistration as P
-from snnlib.runner import expand_grid, load_grid
+from snnlib.experiment.grid import expand_grid, load_grid
+from snnlib.study import preregistration as P
 
 GRIDS = Path(__file__).resolve().parent.parent / "grids"
 
@@ -82,3 +82,18 @@ def test_the_ensembles_are_disjoint_and_their_base_runs_are_planned():
     cells = _grid_cells("paper", "paper_seeds", "ensembles")
     for dataset in P.DATASETS:
         assert set(members) <= cells[(dataset, "none", "current")]
+
+
+def test_the_uncertainty_script_builds_the_planned_ensembles(tmp_path):
+    """scripts/run_uncertainty.sh names one ensemble per group of ``P.ENSEMBLES`` and dataset; on an empty
+    results folder each waits for its base runs and nothing is written."""
+    import subprocess
+
+    script = GRIDS.parent / "scripts" / "run_uncertainty.sh"
+    proc = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": "false"}, check=True)
+    waiting = [line for line in proc.stdout.splitlines() if "waits for its base runs" in line]
+    expected = [f"{d}: the ensemble of seeds {' '.join(map(str, g))} waits for its base runs"
+                for d in ("mnist", "cifar10") for g in P.ENSEMBLES]
+    assert waiting == expected
+    assert not any(tmp_path.iterdir())

@@ -10,8 +10,9 @@ import math
 import pytest
 from recordmaker import make_record
 
-from snnlib import records as R
-from snnlib.system import write_json_atomic
+from snnlib.experiment.system import write_json_atomic
+from snnlib.study import progress as PG
+from snnlib.study import records as R
 
 
 def write(root, record):
@@ -81,11 +82,11 @@ def test_expected_and_missing_runs_against_a_grid_file(tmp_path):
     grid = {"name": "g", "base": {"dataset": "mnist"}, "axes": {"seed": [0, 1, 2]},
             "runs": [{"variant": "none", "p": 0.0}]}
     (tmp_path / "g.json").write_text(json.dumps(grid))
-    expected = R.expected_runs([tmp_path / "g.json"])
+    expected = PG.expected_runs([tmp_path / "g.json"])
     assert expected == [f"g/mnist/none_p0_step_current/seed{s}" for s in range(3)]
     records = [make_record(seed=0, val_size=0, path=expected[0]),
                make_record(seed=1, val_size=0, path=expected[1], status="running")]
-    assert R.missing_runs(expected, records) == ["g/mnist/none_p0_step_current: seed 2 missing; seed 1 unfinished"]
+    assert PG.missing_runs(expected, records) == ["g/mnist/none_p0_step_current: seed 2 missing; seed 1 unfinished"]
     assert expected[0].config == records[0]["config"]
 
 
@@ -95,7 +96,7 @@ def test_compare_records_verdicts():
     rerun = copy.deepcopy(reference) + [make_record(path="e")]
     rerun[1]["hidden_importance"] = [1.0 + 1e-7] * 8  # float32 rounding, same ranking
     rerun[2]["epochs"][-1]["test_acc"] = 0.5
-    verdicts = {row["path"]: row["verdict"] for row in R.compare_records(reference, rerun)}
+    verdicts = {row["path"]: row["verdict"] for row in PG.compare_records(reference, rerun)}
     assert verdicts == {"a": "identical", "b": "reproduced", "c": "differs", "d": "unfinished", "e": "no reference"}
 
 
@@ -110,13 +111,13 @@ def test_formatting_helpers():
 def test_same_numbers_across_configurations():
     a = make_record("mnist", "feature", 0, test_acc=0.96)
     b = make_record("mnist", "dropout2d", 0, test_acc=0.96)
-    assert R.same_numbers(a, b)
+    assert PG.same_numbers(a, b)
     b["epochs"][3]["train_loss"] += 1e-9
-    assert not R.same_numbers(a, b)
+    assert not PG.same_numbers(a, b)
     c = make_record("mnist", "dropout2d", 0, test_acc=0.96)
     c["hidden_silencing_drop"] = [0.1] * 8
-    assert not R.same_numbers(a, c)
-    assert not R.same_numbers(a, make_record("mnist", "feature", 0, test_acc=0.96, status="running"))
+    assert not PG.same_numbers(a, c)
+    assert not PG.same_numbers(a, make_record("mnist", "feature", 0, test_acc=0.96, status="running"))
 
 
 def test_compute_summary_per_grid_and_dataset():

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from recordmaker import make_record
 
-from snnlib import records as R
-from snnlib import report
 from snnlib.cli import main
-from snnlib.system import write_json_atomic
+from snnlib.experiment.system import write_json_atomic
+from snnlib.study import progress as PG
+from snnlib.study import records as R
+from snnlib.study import report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ def test_grid_progress_counts_finished_runs_per_results_folder():
     expected = ["paper/mnist/a/seed0", "paper/mnist/a/seed1", "sites/mnist/b/seed0"]
     records = [{"path": "paper/mnist/a/seed0", "status": "finished", "epochs": [{"epoch": 1}]},
                {"path": "paper/mnist/a/seed1", "status": "running"}]
-    table = R.grid_progress(expected, records)
+    table = PG.grid_progress(expected, records)
     assert table.to_dict("records") == [{"grid": "paper", "runs": 2, "finished": 1},
                                         {"grid": "sites", "runs": 1, "finished": 0}]
 
@@ -56,7 +57,7 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
                            "is complete.")
     assert "- on the synaptic current (the paper's site): **not enough data** (MNIST: not enough data" in text
     assert "| C1 | the paper's metrics | current | 8 | not enough data |" in text
-    assert "<details><summary>Every primary test (rules: `snnlib.preregistration`)</summary>" in text
+    assert "<details><summary>Every primary test (rules: `snnlib.study.preregistration`)</summary>" in text
     assert ("Waiting for runs: C1 CIFAR-10 dropout = dropout2d on the input spikes, C1 CIFAR-10 dropout on the "
             "current, ") in text
     assert "](results/figures/primary_tests.png)" in text

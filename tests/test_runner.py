@@ -1,4 +1,4 @@
-"""The grid runner (``python -m snnlib.runner``): grid files, results layout, skipping finished runs,
+"""The grid runner (``python -m snnlib.experiment.runner``): grid files, results layout, skipping finished runs,
 failures reported at the end, a kill in the middle of a grid and its resumption, ``--jobs`` and Dask.
 
 The runs are tiny (a few hundred MNIST samples, one or two epochs); most of the time goes into starting
@@ -20,18 +20,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from snnlib import runner
-from snnlib.system import assign_devices
+from snnlib.experiment import grid as G
+from snnlib.experiment import runner
+from snnlib.experiment.system import assign_devices
+from snnlib.study import progress as PG
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDS = ROOT / "grids"
 SMOKE = GRIDS / "smoke.json"
-CORES = runner._cpu_count()
+CORES = runner.cpu_count()
 
 
 def run_runner(*args: object, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """The runner as a user starts it, from another folder than the project."""
-    return subprocess.run([sys.executable, "-m", "snnlib.runner", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "snnlib.experiment.runner", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -42,7 +44,7 @@ def write_grid(folder: Path, grid: dict) -> Path:
 
 
 def rels(grid: dict) -> list[str]:
-    return [spec.rel for spec in runner.expand_grid(grid)]
+    return [spec.rel for spec in G.expand_grid(grid)]
 
 
 def lines_with(text: str, word: str) -> list[str]:
@@ -52,16 +54,16 @@ def lines_with(text: str, word: str) -> list[str]:
 # ---------------------------------------------------------------- grid files (no kernels)
 
 def test_smoke_grid_expands_to_the_documented_layout():
-    grid = runner.load_grid(SMOKE)
+    grid = G.load_grid(SMOKE)
     assert rels(grid) == ["mnist/none_p0_step_current/seed0", "mnist/dropout_p0.5_step_current/seed0",
                           "mnist/none_p0_step_current/seed1", "mnist/dropout_p0.5_step_current/seed1"]
-    specs = runner.expand_grid(grid)
+    specs = G.expand_grid(grid)
     assert all(s.error is None for s in specs)
     assert {(s.config["epochs"], s.config["train_subset"], s.config["test_subset"]) for s in specs} == {(1, 300, 200)}
 
 
 def grid_specs(name: str) -> list:
-    specs = runner.expand_grid(runner.load_grid(GRIDS / f"{name}.json"))
+    specs = G.expand_grid(G.load_grid(GRIDS / f"{name}.json"))
     assert all(s.error is None for s in specs), name
     return specs
 
@@ -108,11 +110,11 @@ def test_project_grids_are_valid_and_complete():
 
 
 def test_other_fields_become_a_folder_suffix_and_duplicates_run_once():
-    grid = runner.check_grid({"name": "g", "base": {"lr": 1e-3, "network": {"K": 4}},
+    grid = G.check_grid({"name": "g", "base": {"lr": 1e-3, "network": {"K": 4}},
                               "axes": {"network.tau": [2.0, 4.0]},
                               "runs": [{"variant": "dropout", "p": 0.5, "weight_decay": 1e-5},
                                        {"variant": "dropout", "p": 0.5, "weight_decay": 1e-5}]})
-    specs = runner.expand_grid(grid)
+    specs = G.expand_grid(grid)
     assert [s.rel for s in specs] == ["mnist/dropout_p0.5_step_current_network.tau2_weight_decay1e-05/seed0",
                                       "mnist/dropout_p0.5_step_current_network.tau4_weight_decay1e-05/seed0"]
     assert specs[1].config["network"]["tau"] == 4.0 and specs[1].config["network"]["K"] == 4
@@ -150,7 +152,7 @@ def test_parameters_of_every_type_reach_the_notebook_unchanged(tmp_path):
 
 def test_the_kernel_runs_with_the_allocator_settings_and_one_thread(tmp_path, monkeypatch):
     """glibc reads its allocator settings at start: the runner puts them into the kernel's environment."""
-    from snnlib.system import ALLOCATOR_ENV, allocator_env
+    from snnlib.experiment.system import ALLOCATOR_ENV, allocator_env
 
     for key in ALLOCATOR_ENV:
         monkeypatch.delenv(key, raising=False)
@@ -222,7 +224,7 @@ def test_jobs_spread_runs_over_the_gpus(monkeypatch, tmp_path, capsys, gpus, job
     grid = write_grid(tmp_path, {"name": "spread", "axes": {"seed": list(range(8))}})
     assert runner.main([str(grid), "--results", str(tmp_path / "results"), "--jobs", str(jobs)]) == 0
     assert "8 done, 0 skipped, 0 failed" in capsys.readouterr().out
-    assert sorted(name for name, *_ in log) == sorted(rels(runner.load_grid(grid)))
+    assert sorted(name for name, *_ in log) == sorted(rels(G.load_grid(grid)))
     assert {device for _, device, *_ in log} == devices
     # never more runs at once on a device than slots it has, nor more runs than jobs
     slots = runner.assign_devices("auto", jobs, gpus)
@@ -257,7 +259,7 @@ def test_a_named_device_is_every_slots(monkeypatch, tmp_path, capsys):
     ('{"name": "g", "base": {"epochs": 3}, "runs": [{}, {"network.tau": 2.0}]}', None),
 ])
 def test_bad_grid_files_exit_2_with_one_line(tmp_path, capsys, content, message):
-    path = tmp_path / "grid.json"
+    path = tmp_path / "G.json"
     path.write_text(content)
     code = runner.main([str(path), "--results", str(tmp_path / "results"), "--dry-run"])
     err = capsys.readouterr().err
@@ -288,7 +290,7 @@ def test_bad_options_exit_2(tmp_path, capsys):
 
 
 def test_dry_run_lists_states_without_running(tmp_path, capsys):
-    grid = runner.load_grid(SMOKE)
+    grid = G.load_grid(SMOKE)
     assert runner.main([str(SMOKE), "--results", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.count("  new ") == 4 and "4 new" in out
@@ -328,9 +330,9 @@ def check_finished_grid(grid_root: Path, expected: list[str]) -> dict[str, dict]
 def test_smoke_grid_with_two_jobs(smoke_results):
     results, proc, _ = smoke_results
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    grid = runner.load_grid(SMOKE)
+    grid = G.load_grid(SMOKE)
     records = check_finished_grid(results / "smoke", rels(grid))
-    for spec in runner.expand_grid(grid):
+    for spec in G.expand_grid(grid):
         assert records[spec.rel]["config"] == spec.config
     assert len(lines_with(proc.stdout, "done")) == 4
     assert "4 done, 0 skipped, 0 failed" in proc.stdout
@@ -341,9 +343,9 @@ def test_smoke_grid_with_two_jobs(smoke_results):
 
 def test_a_run_another_process_trains_is_left_to_it(tmp_path, real_data_dir):
     """Two runners on one results folder: a configuration whose folder is locked is busy, not failed."""
-    from snnlib.system import folder_lock
+    from snnlib.experiment.system import folder_lock
 
-    grid = runner.load_grid(SMOKE)
+    grid = G.load_grid(SMOKE)
     busy = tmp_path / "results" / "smoke" / rels(grid)[0]
     busy.mkdir(parents=True)
     with folder_lock(busy):
@@ -365,12 +367,12 @@ def test_finished_runs_are_skipped_without_a_kernel(smoke_results):
 
 
 def test_records_read_the_runners_layout(smoke_results, tmp_path):
-    from snnlib import records
+    from snnlib.study import records
 
     results, proc, _ = smoke_results
     assert proc.returncode == 0
     found = records.load_records(results)
-    expected = records.expected_runs([SMOKE])
+    expected = PG.expected_runs([SMOKE])
     assert [r["path"] for r in found] == sorted(expected)
     table = records.runs_table(found)
     rows = records.summary(table)
@@ -380,7 +382,7 @@ def test_records_read_the_runners_layout(smoke_results, tmp_path):
     bigger = [f"smoke/mnist/{c}/seed{k}" for c in ("none_p0_step_current", "dropout_p0.5_step_current")
               for k in range(4)]
     partial = [*found, {**found[0], "path": "smoke/mnist/none_p0_step_current/seed2", "status": "running"}]
-    assert records.missing_runs(bigger, partial) == [
+    assert PG.missing_runs(bigger, partial) == [
         "smoke/mnist/none_p0_step_current: seed 3 missing; seed 2 unfinished",
         "smoke/mnist/dropout_p0.5_step_current: seeds 2, 3 missing"]
     assert records.load_records(tmp_path / "nothing") == []
@@ -458,7 +460,8 @@ def test_killed_grid_resumes_without_repeating_or_losing_runs(tmp_path, real_dat
     first, second = rels(grid)
     grid_root = tmp_path / "results" / "kill"
     log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "snnlib.runner", str(path), "--results", str(tmp_path / "results"),
+    proc = subprocess.Popen([sys.executable, "-m", "snnlib.experiment.runner", str(path),
+                             "--results", str(tmp_path / "results"),
                              "--device", "cpu"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -527,7 +530,8 @@ def test_a_stopped_runner_leaves_no_kernel_behind(tmp_path, real_data_dir, signu
     path = write_grid(tmp_path, grid)
     (rel,) = rels(grid)
     record_path = tmp_path / "results" / "stop" / rel / "metrics.json"
-    proc = subprocess.Popen([sys.executable, "-m", "snnlib.runner", str(path), "--results", str(tmp_path / "results"),
+    proc = subprocess.Popen([sys.executable, "-m", "snnlib.experiment.runner", str(path),
+                             "--results", str(tmp_path / "results"),
                              "--device", "cpu"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     processes: dict[int, str | None] = {}
@@ -569,7 +573,7 @@ def test_dask_scheduler(tmp_path, real_data_dir):
         proc = run_runner(SMOKE, "--results", tmp_path / "results", "--scheduler", cluster.scheduler_address,
                           "--device", "cpu", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    grid = runner.load_grid(SMOKE)
+    grid = G.load_grid(SMOKE)
     check_finished_grid(tmp_path / "results" / "smoke", rels(grid))
     assert "4 done, 0 skipped, 0 failed" in proc.stdout
     # two task slots on this host share its cores

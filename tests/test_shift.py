@@ -1,4 +1,4 @@
-"""The shift and out-of-distribution sets (snnlib.shift): names and parameters, the transforms
+"""The shift and out-of-distribution sets (snnlib.uncertainty.shift): names and parameters, the transforms
 against their definitions (rotation direction, rotation by 0 is the identity, blur against
 scipy, noise statistics, the OOD conversions against Pillow), and shapes, dtypes and value
 ranges of the encoded sets."""
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from snnlib import data as D
-from snnlib import shift as S
+from snnlib.experiment import data as D
+from snnlib.uncertainty import shift as S
 
 
 def test_shift_specs_name_every_set():

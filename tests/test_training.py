@@ -9,9 +9,13 @@ import math
 import pytest
 import torch
 
-from snnlib import training
-from snnlib.system import write_json_atomic
-from snnlib.training import RunConfig, RunError, config_difference, initial_network, load_trained, run
+from snnlib.experiment import config as CFG
+from snnlib.experiment import run as RUN
+from snnlib.experiment import training
+from snnlib.experiment.config import RunConfig, RunError, config_difference
+from snnlib.experiment.run import load_trained, run
+from snnlib.experiment.system import write_json_atomic
+from snnlib.experiment.training import initial_network
 
 TINY = dict(dataset="mnist", epochs=2, train_subset=600, test_subset=300, batch_size=100)
 
@@ -26,9 +30,9 @@ def test_init_seed_shares_the_initial_weights_of_its_seed():
 
 
 def test_stream_seeds_differ_between_streams_and_seeds():
-    seeds = {training.stream_seed(s, stream) for s in range(5) for stream in ("order", "masks")}
+    seeds = {CFG.stream_seed(s, stream) for s in range(5) for stream in ("order", "masks")}
     assert len(seeds) == 10
-    assert training.stream_seed(2, "order") == training.stream_seed(2, "order")
+    assert CFG.stream_seed(2, "order") == CFG.stream_seed(2, "order")
     assert all(0 <= s < 2**63 for s in seeds)
 
 
@@ -36,13 +40,13 @@ def test_sample_order_does_not_depend_on_dropout(use_real_data, tmp_path, monkey
     """A base run and a dropout run of one seed see the same batches in the same order (the
     masks draw from another generator); another seed gives another order."""
     seen: dict[str, list] = {}
-    real = training.train_epoch
+    real = RUN.train_epoch
 
     def spy(model, dataset, optimizer, batch_size, order=None, progress=None):
         seen.setdefault(current, []).append(order.get_state().clone())
         return real(model, dataset, optimizer, batch_size, order, progress)
 
-    monkeypatch.setattr(training, "train_epoch", spy)
+    monkeypatch.setattr(RUN, "train_epoch", spy)
     configs = {"base": RunConfig(**TINY), "dropout": RunConfig(**TINY, variant="dropout", p=0.5),
                "seed1": RunConfig(**TINY, seed=1)}
     for current, config in configs.items():  # noqa: B007 - read by spy
@@ -64,7 +68,7 @@ def finished(real_data_dir, tmp_path_factory):
 
 def test_record_holds_dropout_off_training_and_validation_metrics(finished):
     config, out, record = finished
-    assert record["record_version"] == training.RECORD_VERSION
+    assert record["record_version"] == RUN.RECORD_VERSION
     assert record["train_samples"] == 600 and record["val_samples"] == 200 and record["test_samples"] == 300
     assert record["train_eval_samples"] == 600  # fewer than TRAIN_EVAL_SAMPLES
     for entry in record["epochs"]:
@@ -78,7 +82,7 @@ def test_record_holds_dropout_off_training_and_validation_metrics(finished):
 def test_validation_split_is_the_end_of_the_training_data(use_real_data):
     config = RunConfig(**TINY, val_size=200)
     data = training.load_run_data(config, torch.device("cpu"))
-    from snnlib import data as D
+    from snnlib.experiment import data as D
 
     images, labels = D.load("mnist", "train")
     assert torch.equal(data.val.labels, torch.from_numpy(labels[-200:].astype("int64")))

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from snnlib import data as D
-from snnlib import uncertainty as U
-from snnlib.network import SRMNetwork
-from snnlib.system import save_torch_atomic, strict_json
-from snnlib.training import RunConfig, run, write_record
+from snnlib.experiment import data as D
+from snnlib.experiment.config import RunConfig
+from snnlib.experiment.run import run, write_record
+from snnlib.experiment.system import save_torch_atomic, strict_json
+from snnlib.model.network import SRMNetwork
+from snnlib.uncertainty import command, metrics, predict
+from snnlib.uncertainty import evaluate as U
 
 TINY = dict(dataset="mnist", epochs=2, train_subset=2000, test_subset=500, val_size=500)
 FAST = ["--passes", "3", "--shift-subset", "100", "--angles", "90", "180", "--threads", "1"]
@@ -40,30 +42,30 @@ LABELS = np.array([0, 1, 1, 0])
 
 
 def test_accuracy_nll_brier_by_hand():
-    assert U.accuracy(PROBS, LABELS) == 0.5
-    assert U.nll(PROBS, LABELS) == pytest.approx(-(math.log(0.9) + math.log(0.4) + math.log(0.7) + math.log(0.2)) / 4)
+    assert metrics.accuracy(PROBS, LABELS) == 0.5
+    assert metrics.nll(PROBS, LABELS) == pytest.approx(-(math.log(0.9) + math.log(0.4) + math.log(0.7) + math.log(0.2)) / 4)
     # per sample: 0.01 + 0.01, 0.36 + 0.36, 0.09 + 0.09, 0.64 + 0.64
-    assert U.brier_score(PROBS, LABELS) == pytest.approx(2.2 / 4)
+    assert metrics.brier_score(PROBS, LABELS) == pytest.approx(2.2 / 4)
     # torch tensors are accepted too
-    assert U.accuracy(torch.tensor(PROBS), torch.tensor(LABELS)) == 0.5
+    assert metrics.accuracy(torch.tensor(PROBS), torch.tensor(LABELS)) == 0.5
 
 
 def test_nll_of_a_zero_probability_is_finite():
-    assert math.isfinite(U.nll(np.array([[1.0, 0.0]]), np.array([1])))
+    assert math.isfinite(metrics.nll(np.array([[1.0, 0.0]]), np.array([1])))
 
 
 def test_ece_by_hand():
     # 10 bins; confidences 0.95, 0.65, 0.75, 0.85 in four bins, correct, wrong, correct, wrong
     probs = np.array([[0.95, 0.05], [0.35, 0.65], [0.75, 0.25], [0.15, 0.85]])
     labels = np.array([0, 0, 0, 0])
-    assert U.expected_calibration_error(probs, labels, n_bins=10) == pytest.approx((0.05 + 0.65 + 0.25 + 0.85) / 4)
+    assert metrics.expected_calibration_error(probs, labels, n_bins=10) == pytest.approx((0.05 + 0.65 + 0.25 + 0.85) / 4)
     # two samples in one bin (0.91 right, 0.93 wrong) and one alone (0.75 right)
     probs = np.array([[0.91, 0.09], [0.07, 0.93], [0.75, 0.25]])
     labels = np.array([0, 0, 0])
     want = 2 / 3 * abs(0.5 - 0.92) + 1 / 3 * abs(1 - 0.75)
-    assert U.expected_calibration_error(probs, labels, n_bins=15) == pytest.approx(want)
+    assert metrics.expected_calibration_error(probs, labels, n_bins=15) == pytest.approx(want)
     # perfectly confident and right: 0
-    assert U.expected_calibration_error(np.eye(3), np.arange(3)) == 0.0
+    assert metrics.expected_calibration_error(np.eye(3), np.arange(3)) == 0.0
 
 
 def _ece_loop(probs, labels, n_bins):
@@ -82,9 +84,10 @@ def _ece_loop(probs, labels, n_bins):
 def test_ece_and_reliability_diagram_match_the_loop_over_bins(n_bins):
     rng = np.random.default_rng(n_bins)
     logits = rng.normal(size=(3000, 10)) * rng.uniform(0.1, 5.0, size=(3000, 1))
-    probs, labels = U.softmax(logits), rng.integers(0, 10, 3000)
-    assert U.expected_calibration_error(probs, labels, n_bins) == pytest.approx(_ece_loop(probs, labels, n_bins), abs=1e-12)
-    diagram = U.reliability_diagram(probs, labels, n_bins)
+    probs, labels = metrics.softmax(logits), rng.integers(0, 10, 3000)
+    expected = _ece_loop(probs, labels, n_bins)
+    assert metrics.expected_calibration_error(probs, labels, n_bins) == pytest.approx(expected, abs=1e-12)
+    diagram = metrics.reliability_diagram(probs, labels, n_bins)
     assert sum(diagram["count"]) == 3000 and len(diagram["confidence"]) == n_bins
     conf = probs.max(1)
     for b in range(n_bins):
@@ -101,26 +104,26 @@ def test_ece_and_reliability_diagram_match_the_loop_over_bins(n_bins):
 def test_accuracy_coverage_by_hand():
     probs = np.array([[0.6, 0.4], [0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])  # confidences .6 .9 .8 .7
     labels = np.array([0, 0, 0, 1])  # right, right, wrong, right
-    out = U.accuracy_coverage(probs, labels, coverages=(0.25, 0.5, 0.75, 1.0))
+    out = metrics.accuracy_coverage(probs, labels, coverages=(0.25, 0.5, 0.75, 1.0))
     assert out["accuracy"] == pytest.approx([1.0, 0.5, 2 / 3, 0.75])
     assert out["mean_accuracy"] == pytest.approx((1 + 0.5 + 2 / 3 + 0.75) / 4)
 
 
 def test_entropy_and_mutual_information_by_hand():
-    assert U.predictive_entropy(np.array([[0.25] * 4, [1.0, 0, 0, 0]])) == pytest.approx([math.log(4), 0.0])
-    assert U.predictive_entropy(np.array([[0.5, 0.5]]))[0] == pytest.approx(math.log(2))
+    assert metrics.predictive_entropy(np.array([[0.25] * 4, [1.0, 0, 0, 0]])) == pytest.approx([math.log(4), 0.0])
+    assert metrics.predictive_entropy(np.array([[0.5, 0.5]]))[0] == pytest.approx(math.log(2))
     # two confident samples that disagree: entropy of the mean log 2, mean entropy 0
     samples = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])
-    assert U.mutual_information(samples) == pytest.approx([math.log(2)])
+    assert metrics.mutual_information(samples) == pytest.approx([math.log(2)])
     # samples that agree carry no mutual information
-    assert U.mutual_information(np.array([[[0.3, 0.7]], [[0.3, 0.7]]])) == pytest.approx([0.0])
+    assert metrics.mutual_information(np.array([[[0.3, 0.7]], [[0.3, 0.7]]])) == pytest.approx([0.0])
     # weights: a sample of weight 0 does not count
     samples = np.array([[[1.0, 0.0]], [[0.0, 1.0]], [[1.0, 0.0]]])
-    assert U.mutual_information(samples, np.array([[1.0], [0.0], [1.0]])) == pytest.approx([0.0])
+    assert metrics.mutual_information(samples, np.array([[1.0], [0.0], [1.0]])) == pytest.approx([0.0])
     # three samples, p = (.9, .1), (.5, .5), (.1, .9): mean (.5, .5)
     samples = np.array([[[0.9, 0.1]], [[0.5, 0.5]], [[0.1, 0.9]]])
     h = lambda p: -p * math.log(p) - (1 - p) * math.log(1 - p)  # noqa: E731
-    assert U.mutual_information(samples)[0] == pytest.approx(math.log(2) - (2 * h(0.9) + h(0.5)) / 3)
+    assert metrics.mutual_information(samples)[0] == pytest.approx(math.log(2) - (2 * h(0.9) + h(0.5)) / 3)
 
 
 def _auroc_pairs(a, b):
@@ -133,19 +136,19 @@ def test_auroc_matches_the_pairwise_count_with_ties(seed):
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 6, size=rng.integers(1, 40)).astype(float)  # few values: many ties
     b = rng.integers(2, 8, size=rng.integers(1, 40)).astype(float)
-    assert U.auroc(a, b) == pytest.approx(_auroc_pairs(a, b), abs=1e-12)
+    assert metrics.auroc(a, b) == pytest.approx(_auroc_pairs(a, b), abs=1e-12)
 
 
 def test_auroc_extremes_and_ranks():
-    assert U.auroc([0.1, 0.2], [0.3, 0.9]) == 1.0
-    assert U.auroc([0.3, 0.9], [0.1, 0.2]) == 0.0
-    assert U.auroc([0.5, 0.5], [0.5]) == 0.5
+    assert metrics.auroc([0.1, 0.2], [0.3, 0.9]) == 1.0
+    assert metrics.auroc([0.3, 0.9], [0.1, 0.2]) == 0.0
+    assert metrics.auroc([0.5, 0.5], [0.5]) == 0.5
     from scipy.stats import rankdata
 
     x = np.array([3.0, 1.0, 3.0, 2.0, 3.0, 1.0])
-    assert np.array_equal(U.average_ranks(x), rankdata(x))
+    assert np.array_equal(metrics.average_ranks(x), rankdata(x))
     with pytest.raises(ValueError):
-        U.auroc([], [1.0])
+        metrics.auroc([], [1.0])
 
 
 # ---------------------------------------------------------------- temperature scaling
@@ -154,19 +157,19 @@ def test_temperature_scaling_recovers_a_known_temperature():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(20000, 10)) * 3.0
     true_t = 2.5
-    labels = np.array([rng.choice(10, p=p) for p in U.softmax(logits, true_t)])
-    fitted = U.fit_temperature(logits, labels)
+    labels = np.array([rng.choice(10, p=p) for p in metrics.softmax(logits, true_t)])
+    fitted = metrics.fit_temperature(logits, labels)
     assert fitted == pytest.approx(true_t, rel=0.05)
-    assert U.temperature_nll(logits, labels, fitted) <= U.temperature_nll(logits, labels, 1.0)
+    assert metrics.temperature_nll(logits, labels, fitted) <= metrics.temperature_nll(logits, labels, 1.0)
     # the labels of already calibrated logits give T near 1
-    labels1 = np.array([rng.choice(10, p=p) for p in U.softmax(logits)])
-    assert U.fit_temperature(logits, labels1) == pytest.approx(1.0, rel=0.05)
+    labels1 = np.array([rng.choice(10, p=p) for p in metrics.softmax(logits)])
+    assert metrics.fit_temperature(logits, labels1) == pytest.approx(1.0, rel=0.05)
 
 
 def test_temperature_nll_is_the_nll_of_the_scaled_softmax():
     rng = np.random.default_rng(1)
     logits, labels = rng.normal(size=(50, 4)) * 10, rng.integers(0, 4, 50)
-    assert U.temperature_nll(logits, labels, 3.0) == pytest.approx(U.nll(U.softmax(logits, 3.0), labels))
+    assert metrics.temperature_nll(logits, labels, 3.0) == pytest.approx(metrics.nll(metrics.softmax(logits, 3.0), labels))
 
 
 # ---------------------------------------------------------------- the single-pass estimate
@@ -177,15 +180,15 @@ def test_time_average_by_hand():
     u[2, 0] = torch.tensor([1.0, 0.0])
     u[3, 0] = torch.tensor([0.5, 2.0])
     sm = lambda *z: np.exp(z) / np.exp(z).sum()  # noqa: E731
-    probs, mi = U.time_average_probs(u, 1.0, "running_max")
+    probs, mi = predict.time_average_probs(u, 1.0, "running_max")
     assert probs[0] == pytest.approx((sm(1.0, 0.0) + sm(1.0, 2.0)) / 2)  # steps 2 and 3 only
     assert probs[1] == pytest.approx([0.5, 0.5])
     samples = np.stack([sm(1.0, 0.0), sm(1.0, 2.0)])[:, None]
-    assert mi[0] == pytest.approx(U.mutual_information(samples)[0])
-    probs, _ = U.time_average_probs(u, 2.0, "potential")
+    assert mi[0] == pytest.approx(metrics.mutual_information(samples)[0])
+    probs, _ = predict.time_average_probs(u, 2.0, "potential")
     assert probs[0] == pytest.approx((sm(2.0, 0.0) + sm(1.0, 4.0)) / 2)
     with pytest.raises(ValueError):
-        U.time_average_probs(u, 1.0, "mean")
+        predict.time_average_probs(u, 1.0, "mean")
 
 
 def test_running_max_ends_at_the_network_logits():
@@ -231,7 +234,7 @@ def test_passes_are_the_networks_own_training_forward(overrides):
     model = _tiny_network(**overrides)
     times, order = _random_times(40)
     seeds = [11, 12, 13]
-    got = [model.config.readout_scale * u.amax(0) for u, _ in U._stochastic_potentials(model, times, order, seeds)]
+    got = [model.config.readout_scale * u.amax(0) for u, _ in predict._stochastic_potentials(model, times, order, seeds)]
     assert not model.training  # restored to eval mode
     for seed, logits in zip(seeds, got, strict=True):
         model.train()
@@ -247,33 +250,33 @@ def test_passes_are_the_networks_own_training_forward(overrides):
 def test_mc_dropout_without_dropout_is_the_deterministic_prediction(overrides):
     model = _tiny_network(**overrides)
     data = _dataset()
-    det, det_events = U.deterministic_logits(model, data, batch_size=50)
-    passes = U.sample_passes(model, data, 4, mask_seed=3, batch_size=50)
+    det, det_events = predict.deterministic_logits(model, data, batch_size=50)
+    passes = predict.sample_passes(model, data, 4, mask_seed=3, batch_size=50)
     for k in range(4):
         assert torch.allclose(passes.logits[k], det, atol=1e-6)
         assert torch.equal(passes.events[k], det_events)
-    assert np.allclose(U.mc_dropout(model, data, 4, 3, 50).mean(0), U.softmax(det))
-    assert np.allclose(U.mutual_information(passes.probs()), 0.0, atol=1e-12)
+    assert np.allclose(predict.mc_dropout(model, data, 4, 3, 50).mean(0), metrics.softmax(det))
+    assert np.allclose(metrics.mutual_information(passes.probs()), 0.0, atol=1e-12)
 
 
 def test_test_time_masks_are_deterministic_given_the_seed():
     model = _tiny_network()
     data = _dataset()
     state = torch.get_rng_state()
-    a = U.sample_passes(model, data, 5, mask_seed=7, batch_size=50)
+    a = predict.sample_passes(model, data, 5, mask_seed=7, batch_size=50)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's generator is untouched
     torch.manual_seed(123)  # whatever the global state, the same masks
-    b = U.sample_passes(model, data, 5, mask_seed=7, batch_size=50)
+    b = predict.sample_passes(model, data, 5, mask_seed=7, batch_size=50)
     assert torch.equal(a.logits, b.logits) and torch.equal(a.events, b.events)
-    for readout in U.TIME_READOUTS:
+    for readout in predict.TIME_READOUTS:
         assert np.array_equal(a.time_probs[readout], b.time_probs[readout])
-    other = U.sample_passes(model, data, 5, mask_seed=8, batch_size=50)
+    other = predict.sample_passes(model, data, 5, mask_seed=8, batch_size=50)
     assert not torch.equal(a.logits, other.logits)
     # pass k is the same pass whatever N: the curve over N comes from one set of passes
-    fewer = U.sample_passes(model, data, 2, mask_seed=7, batch_size=50)
+    fewer = predict.sample_passes(model, data, 2, mask_seed=7, batch_size=50)
     assert torch.equal(fewer.logits, a.logits[:2])
     # the single-pass estimate comes from pass 0
-    probs, _ = U.single_pass(model, data, mask_seed=7, batch_size=50)
+    probs, _ = predict.single_pass(model, data, mask_seed=7, batch_size=50)
     assert np.array_equal(probs, a.time_probs["running_max"])
     assert not model.training
 
@@ -286,7 +289,7 @@ def test_passes_count_synaptic_events_as_the_records_do():
         out = model(times, order)
     c = model.config
     want = out.input_spikes * c.K * c.hidden + float(out.hidden_spikes.sum()) * c.K * c.out_features
-    _, events = U.deterministic_logits(model, D.EncodedDataset(times, order.to(torch.int16), torch.zeros(20).long()))
+    _, events = predict.deterministic_logits(model, D.EncodedDataset(times, order.to(torch.int16), torch.zeros(20).long()))
     assert float(events.sum()) == pytest.approx(want)
 
 
@@ -305,16 +308,16 @@ def runs(real_data_dir, tmp_path_factory):
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    U.add_arguments(parser)
+    command.add_arguments(parser)
     return parser.parse_args(argv)
 
 
 def test_evaluate_run_records_every_method(runs, use_real_data, monkeypatch):
     seen = []
-    real_fit = U.fit_temperature
+    real_fit = metrics.fit_temperature
 
     def spy(logits, labels, *args, **kwargs):
-        seen.append((np.asarray(logits).copy(), U._np(labels).copy()))
+        seen.append((np.asarray(logits).copy(), metrics._np(labels).copy()))
         return real_fit(logits, labels, *args, **kwargs)
 
     monkeypatch.setattr(U, "fit_temperature", spy)
@@ -381,21 +384,21 @@ def test_no_validation_split_no_temperature(runs, use_real_data, tmp_path):
 def test_command_is_resumable(runs, use_real_data, tmp_path, capsys):
     folder = tmp_path / "run"
     shutil.copytree(runs / "dropout", folder)
-    assert U.main(_parse([str(folder), *FAST])) == 0
+    assert command.main(_parse([str(folder), *FAST])) == 0
     written = (folder / U.OUTPUT_FILE).read_bytes()
     record = json.loads(written)
     assert record["settings"]["passes"] == 3 and record["methods"]["mc_dropout"]["mask_seed"] == 0
     assert str(tmp_path) not in written.decode()  # no path of this machine in the record
     capsys.readouterr()
-    assert U.main(_parse([str(folder), *FAST])) == 0
+    assert command.main(_parse([str(folder), *FAST])) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert (folder / U.OUTPUT_FILE).read_bytes() == written
     # other settings: refused, file untouched; replaced with --overwrite
-    assert U.main(_parse([str(folder), *FAST, "--mask-seed", "1"])) == 2
+    assert command.main(_parse([str(folder), *FAST, "--mask-seed", "1"])) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
     assert (folder / U.OUTPUT_FILE).read_bytes() == written
-    assert U.main(_parse([str(folder), *FAST, "--mask-seed", "1", "--overwrite"])) == 0
+    assert command.main(_parse([str(folder), *FAST, "--mask-seed", "1", "--overwrite"])) == 0
     assert json.loads((folder / U.OUTPUT_FILE).read_text())["settings"]["mask_seed"] == 1
 
 
@@ -405,7 +408,7 @@ def test_command_ensemble(runs, use_real_data, tmp_path, capsys):
     shutil.copytree(runs / "base", members[1])
     out = tmp_path / "ensembles" / "ensemble_ab.json"
     argv = [str(m) for m in members] + [*FAST, "--ensemble", str(out)]
-    assert U.main(_parse(argv)) == 0
+    assert command.main(_parse(argv)) == 0
     record = json.loads(out.read_text())
     assert [m["path"] for m in record["members"]] == ["../a", "../b"]
     ens = record["methods"]["ensemble"]
@@ -416,13 +419,13 @@ def test_command_ensemble(runs, use_real_data, tmp_path, capsys):
     assert ens["cost"]["synaptic_events_per_prediction"] == pytest.approx(events)
     before = out.read_bytes()
     capsys.readouterr()
-    assert U.main(_parse(argv)) == 0
+    assert command.main(_parse(argv)) == 0
     assert out.read_bytes() == before and capsys.readouterr().out.count("nothing to do") == 3
 
 
 def _one_line_error(capsys, argv: list[str]) -> str:
     capsys.readouterr()
-    assert U.main(_parse(argv)) == 2
+    assert command.main(_parse(argv)) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
     return captured.err
@@ -458,7 +461,7 @@ def test_cifar10_run_end_to_end(real_data_dir, tmp_path, capsys):
         patch.setenv("SNNLIB_DATA", str(real_data_dir))
         run(RunConfig(**{**TINY, "dataset": "cifar10"}, variant="dropout2d", p=0.5), tmp_path / "c",
             device="cpu", progress=False, log=lambda s: None)
-        assert U.main(_parse([str(tmp_path / "c"), *FAST])) == 0
+        assert command.main(_parse([str(tmp_path / "c"), *FAST])) == 0
     record = json.loads((tmp_path / "c" / U.OUTPUT_FILE).read_text())
     assert set(record["sets"]) == {"test", *(f"noise{i}" for i in range(1, 6)), *(f"blur{i}" for i in range(1, 6)),
                                    "ood_mnist"}
@@ -467,15 +470,16 @@ def test_cifar10_run_end_to_end(real_data_dir, tmp_path, capsys):
 
 
 def test_curve_points_and_rounding_keep_the_record_small():
-    assert U.curve_points(4) == [1, 2, 3, 4]
-    assert U.curve_points(50)[-1] == 50 and U.curve_points(50)[:3] == [1, 2, 3] and len(U.curve_points(50)) < 20
-    assert U.curve_points(7) == [1, 2, 3, 4, 5, 6, 7]
-    value = U.rounded({"x": [0.123456789123, 12345.678901], "n": 3, "nan": float("nan")})
+    assert metrics.curve_points(4) == [1, 2, 3, 4]
+    points = metrics.curve_points(50)
+    assert points[-1] == 50 and points[:3] == [1, 2, 3] and len(points) < 20
+    assert metrics.curve_points(7) == [1, 2, 3, 4, 5, 6, 7]
+    value = metrics.rounded({"x": [0.123456789123, 12345.678901], "n": 3, "nan": float("nan")})
     assert value["x"] == [0.1234568, 12345.68] and value["n"] == 3 and math.isnan(value["nan"])
 
 
 def test_a_full_disk_is_one_line_and_exit_1(runs, use_real_data, tmp_path, monkeypatch, capsys):
-    from snnlib.system import StorageError
+    from snnlib.experiment.system import StorageError
 
     folder = tmp_path / "run"
     shutil.copytree(runs / "base", folder)
@@ -483,8 +487,8 @@ def test_a_full_disk_is_one_line_and_exit_1(runs, use_real_data, tmp_path, monke
     def full(path, obj):
         raise StorageError(28, f"cannot write {path}: no space left on the device")
 
-    monkeypatch.setattr(U, "write_json_atomic", full)
-    assert U.main(_parse([str(folder), *FAST])) == 1
+    monkeypatch.setattr(command, "write_json_atomic", full)
+    assert command.main(_parse([str(folder), *FAST])) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot write") and "no space left" in err[0]
     assert not (folder / U.OUTPUT_FILE).exists()

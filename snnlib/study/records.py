@@ -16,10 +16,10 @@ Everything the study states is computed from the records through this module: th
   :func:`compare_records` checks a rerun against the records it should reproduce (a damaged or
   missing rerun is a difference).
 
-What is read. Every reader here (and :func:`snnlib.evaluations.load_evaluations`,
-:func:`snnlib.training.load_trained`) takes only sealed, intact files: a record of version 3 whose
+What is read. Every reader here (and :func:`snnlib.study.evaluations.load_evaluations`,
+:func:`snnlib.experiment.run.load_trained`) takes only sealed, intact files: a record of version 3 whose
 ``record_sha256`` is the SHA-256 of its contents and that agrees with its own configuration (a finished
-record holds exactly its epochs; :func:`snnlib.training.record_problem`), and each run once, whatever
+record holds exactly its epochs; :func:`snnlib.experiment.run.record_problem`), and each run once, whatever
 its folder (:func:`run_key`: the whole configuration, seeds included). Anything else is skipped with a
 one-line warning that says why.
 
@@ -49,15 +49,16 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .dropout import KINDS
-from .network import SITES, NetworkConfig
-from .training import RunConfig, record_problem, timing_free
+from snnlib.experiment.config import RunConfig
+from snnlib.experiment.run import record_problem
+from snnlib.model.dropout import KINDS
+from snnlib.model.network import SITES, NetworkConfig
 
 DATASETS = ("mnist", "cifar10")
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
@@ -136,7 +137,7 @@ def load_records(root: str | Path) -> list[dict]:
 
     Each record gets ``path``, its folder relative to ``root`` (``paper/mnist/none_p0_step_current/seed0``
     when ``root`` is the results folder). A missing ``root`` gives an empty list. Only sealed, intact
-    records are read (:func:`snnlib.training.record_problem`: version 3 with a SHA-256 that matches, a
+    records are read (:func:`snnlib.experiment.run.record_problem`: version 3 with a SHA-256 that matches, a
     valid configuration, as many epochs as it says); every other file is skipped with a one-line warning,
     and so is a second record of a run already read (the same configuration and seed in another folder).
     """
@@ -450,372 +451,7 @@ def site_table(table: pd.DataFrame, metrics: Sequence[str] = SITE_TABLE_METRICS)
 
 # ---------------------------------------------------------------- completeness and reruns
 
-class ExpectedRun(str):
-    """A run folder that a grid file asks for (``NAME/dataset/cell/seedK``, relative to a results folder),
-    with ``config``: the configuration the grid asks for there (None where it is invalid)."""
-
-    config: dict | None
-
-    def __new__(cls, rel: str, config: dict | None = None) -> ExpectedRun:
-        run = super().__new__(cls, rel)
-        run.config = config
-        return run
-
-
-def expected_runs(grid_files: Iterable[str | Path]) -> list[ExpectedRun]:
-    """The run folders (``NAME/dataset/cell/seedK``, relative to a results folder) that grid files ask for,
-    each with the configuration asked for (:class:`ExpectedRun`)."""
-    from .runner import expand_grid, load_grid
-
-    runs = []
-    for path in grid_files:
-        grid = load_grid(path)
-        runs += [ExpectedRun(f"{grid['name']}/{spec.rel}", spec.config) for spec in expand_grid(grid)]
-    return list(dict.fromkeys(runs))
-
-
-def _run_state(rel: str, by_path: dict[str, dict]) -> str:
-    """``finished``, ``unfinished``, ``foreign`` (its folder holds another configuration than the grid asks
-    for) or ``missing``: the state of an expected run, as the runner's dry run sees it."""
-    record = by_path.get(rel)
-    if record is None:
-        return "missing"
-    wanted = getattr(rel, "config", None)
-    if wanted is not None and isinstance(record.get("config"), dict):
-        try:
-            if run_key(record) != json.dumps(wanted, sort_keys=True):
-                return "foreign"
-        except (TypeError, ValueError):
-            return "foreign"
-    return "finished" if is_finished(record) else "unfinished"
-
-
-def missing_runs(expected: Iterable[str], records: Iterable[dict]) -> list[str]:
-    """Which ``expected`` run folders have no finished record of the configuration asked for, one line
-    per configuration folder: ``paper/mnist/alpha_p0.5_step_current: seeds 3, 4 missing; seed 2 unfinished``
-    (``foreign``: the folder holds a run of another configuration)."""
-    by_path = {r.get("path"): r for r in records}
-    found: dict[str, dict[str, list[str]]] = {"missing": {}, "unfinished": {}, "foreign": {}}
-    for rel in expected:
-        state = _run_state(rel, by_path)
-        if state != "finished":
-            folder, _, seed = rel.rpartition("/")
-            found[state].setdefault(folder, []).append(seed.removeprefix("seed"))
-    lines = []
-    for folder in dict.fromkeys(f for states in found.values() for f in states):
-        parts = []
-        for label, states in found.items():
-            if folder in states:
-                s = states[folder]
-                parts.append(f"seed{'s' if len(s) > 1 else ''} {', '.join(s)} {label}")
-        lines.append(f"{folder}: {'; '.join(parts)}")
-    return lines
-
-
-def grid_progress(expected: Iterable[str], records: Iterable[dict]) -> pd.DataFrame:
-    """Per grid (the first folder of an ``expected`` run): how many runs the grid files ask for and
-    how many of them have a finished record of the configuration asked for (a record in a grid's folder
-    counts by what it is, not by its folder's name), in the order the grids first appear."""
-    by_path = {r.get("path"): r for r in records}
-    rows: dict[str, dict] = {}
-    for rel in expected:
-        row = rows.setdefault(rel.split("/")[0], {"grid": rel.split("/")[0], "runs": 0, "finished": 0})
-        row["runs"] += 1
-        row["finished"] += _run_state(rel, by_path) == "finished"
-    return pd.DataFrame(list(rows.values()), columns=["grid", "runs", "finished"])
-
-
-# A hidden importance sums 40 float32 weights; library versions that add them in another order
-# agree to float32 rounding, far below any real difference.
-IMPORTANCE_ROUNDING = 1e-5
-_EXACT_FIELDS = ("hidden_firing_rate", "hidden_mean_spike_step", "hidden_silencing_drop")
-
-
-def same_numbers(a: dict, b: dict) -> bool:
-    """Whether two finished runs (of any configurations) have the same numbers: every per-epoch
-    number (times excluded) and every per-neuron list. Two configurations that are one operation
-    (feature dropout and dropout2d on this layer) give True for the same seed."""
-    epochs_a, epochs_b = timing_free(a)["epochs"], timing_free(b)["epochs"]
-    return (is_finished(a) and is_finished(b) and epochs_a == epochs_b
-            and all(a.get(k) == b.get(k) for k in ("hidden_importance", *_EXACT_FIELDS)))
-
-
-REPRODUCED = ("identical", "reproduced")
-
-
-def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: Iterable[tuple[str, str]] = (),
-                    expected: Iterable[str] | None = None,
-                    reference_refused: Iterable[tuple[str, str]] = ()) -> list[dict]:
-    """Each rerun record against the reference record with the same ``path``, and every rerun that
-    should be there and is not.
-
-    One row per run, sorted by ``path``, with both wall times, ``verdict`` and ``why``: ``identical``
-    (configuration, every per-epoch number and every per-neuron number equal), ``reproduced`` (the
-    same, except hidden importances equal only to float32 rounding, same ranking), ``differs``,
-    ``unfinished``, ``no reference`` (a rerun record with no reference at its place), ``refused`` (a
-    rerun file that is not read: damaged, edited, a second copy of a run; ``refused`` lists them as
-    :func:`scan_records` does), ``reference refused`` (the reference file is not read, named in
-    ``reference_refused``) or ``missing`` (a run of ``expected``, by default every reference record's
-    path, with no rerun record). Only ``identical`` and ``reproduced`` reproduce (:data:`REPRODUCED`).
-    Times and provenance are not compared; the rerun's commit and device are listed.
-    """
-    reference = list(reference)
-    by_path = {r["path"]: r for r in reference}
-    bad_reference = dict(reference_refused)
-    rows = []
-    for rel, why in refused:
-        rows.append({"path": rel, "rerun_wall_time_s": None, "reference_wall_time_s": None, "rerun_git_commit": None,
-                     "rerun_device_name": None, "importance_difference": None, "verdict": "refused", "why": why})
-    for new in rerun:
-        old = by_path.get(new["path"])
-        row = {"path": new["path"], "rerun_wall_time_s": new.get("wall_time_s"),
-               "reference_wall_time_s": None if old is None else old.get("wall_time_s"),
-               "rerun_git_commit": new.get("git_commit"), "rerun_device_name": new.get("device_name"),
-               "importance_difference": None, "why": None}
-        if old is None and new["path"] in bad_reference:
-            row.update(verdict="reference refused", why=bad_reference[new["path"]])
-        elif old is None:
-            row["verdict"] = "no reference"
-        elif not (is_finished(new) and is_finished(old)):
-            row["verdict"] = "unfinished"
-        else:
-            imp_old, imp_new = np.asarray(old["hidden_importance"]), np.asarray(new["hidden_importance"])
-            same_shape = imp_old.shape == imp_new.shape
-            difference = float(np.abs(imp_old - imp_new).max()) if same_shape and imp_old.size else 0.0
-            row["importance_difference"] = difference if same_shape else None
-            same = (old["config"] == new["config"]
-                    and timing_free(old)["epochs"] == timing_free(new)["epochs"]
-                    and all(old.get(k) == new.get(k) for k in _EXACT_FIELDS))
-            if same and same_shape and difference == 0.0:
-                row["verdict"] = "identical"
-            elif (same and same_shape and difference <= IMPORTANCE_ROUNDING
-                  and np.array_equal(np.argsort(imp_old, kind="stable"), np.argsort(imp_new, kind="stable"))):
-                row["verdict"] = "reproduced"
-            else:
-                row["verdict"] = "differs"
-        rows.append(row)
-    present = {row["path"] for row in rows}
-    for rel in (by_path if expected is None else expected):
-        if rel not in present:
-            old = by_path.get(rel)
-            rows.append({"path": str(rel), "rerun_wall_time_s": None,
-                         "reference_wall_time_s": None if old is None else old.get("wall_time_s"),
-                         "rerun_git_commit": None, "rerun_device_name": None, "importance_difference": None,
-                         "verdict": "missing", "why": "no rerun record"})
-            present.add(rel)
-    return sorted(rows, key=lambda row: row["path"])
-
 
 # ---------------------------------------------------------------- sealing (the one-time step)
 
-# Fields that say when, where and how fast a file was made, not what it holds: an evaluation computed again
-# (same settings and weights) differs in them only.
-_PROVENANCE = ("wall_time_s", "train_samples_per_s", "git_commit", "git_dirty", "device", "device_name",
-               "peak_rss_mb", "torch_version", "python_version")
 
-
-def _numbers(obj: object) -> object:
-    """``obj`` without its provenance fields (:data:`_PROVENANCE`) at any depth."""
-    if isinstance(obj, dict):
-        return {k: _numbers(v) for k, v in obj.items() if k not in _PROVENANCE}
-    if isinstance(obj, list):
-        return [_numbers(v) for v in obj]
-    return obj
-
-
-class _History:
-    """The committed versions of files in the git repository that holds a folder (none outside one)."""
-
-    def __init__(self, folder: Path):
-        self.top: Path | None = None
-        self.tracked: set[str] = set()
-        top = self._git(folder, "rev-parse", "--show-toplevel")
-        if top is None:
-            return
-        self.top = Path(top.decode().strip())
-        listed = self._git(self.top, "ls-files", "-z", "--", folder.resolve().relative_to(self.top).as_posix())
-        self.tracked = {p for p in (listed or b"").decode().split("\0") if p}
-
-    @staticmethod
-    def _git(cwd: Path, *args: str) -> bytes | None:
-        import subprocess
-
-        try:
-            proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=120)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return proc.stdout if proc.returncode == 0 else None
-
-    def versions(self, path: Path) -> list[tuple[str, object]] | None:
-        """(commit, parsed JSON) of ``path`` in each commit that changed it since it was last added,
-        newest first; None when git does not track it (or a version is not JSON)."""
-        if self.top is None:
-            return None
-        rel = path.resolve().relative_to(self.top).as_posix()
-        if rel not in self.tracked:
-            return None
-        log = self._git(self.top, "log", "--format=@%H", "--name-status", "--no-renames", "--", rel)
-        commits: list[str] = []
-        commit = ""
-        for line in (log or b"").decode().splitlines():
-            if line.startswith("@"):
-                commit = line[1:]
-            elif line.strip():
-                commits.append(commit)
-                if line.split("\t")[0] == "A":
-                    break
-        versions = []
-        for commit in commits:
-            shown = self._git(self.top, "show", f"{commit}:{rel}")
-            try:
-                versions.append((commit, json.loads(shown or b"")))
-            except ValueError:
-                return None
-        return versions or None
-
-
-def _against_history(content: dict, versions: list[tuple[str, object]] | None, label: str) -> tuple[str | None, str]:
-    """(why ``content`` is refused, or None; what it was checked against) by its committed versions: it must
-    be the latest committed version, and every version since the file was added must hold its numbers."""
-    if versions is None:
-        return (f"it carries no SHA-256 and git holds no version of it to check it against; {label}",
-                "nothing")
-    latest_commit, latest = versions[0]
-    if content != latest:
-        return (f"it differs from its version in commit {latest_commit[:10]}: it was changed after it was "
-                f"committed (git diff shows how; restore it with git checkout, or move it away)", "")
-    added_commit, added = versions[-1]
-    for commit, version in reversed(versions[:-1]):
-        if _numbers(version) != _numbers(added):
-            return (f"its numbers were changed in commit {commit[:10]} after it was added in commit "
-                    f"{added_commit[:10]}; numbers never change once written (check that commit, restore the "
-                    f"file as it was added, or move it away)", "")
-    return None, f"commit {added_commit}"
-
-
-def _sealed_record(path: Path, record: object, history: _History) -> tuple[dict | None, str | None]:
-    """(the sealed record to write, or None when it is sealed already; why it is refused, or None)."""
-    from .training import RECORD_VERSION, record_digest
-
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        return None, "it is not a run record (no configuration)"
-    version = record.get("record_version", 1)
-    problem = record_problem(record, sealed=True)
-    if problem is None:
-        return None, None
-    if isinstance(version, int) and version >= RECORD_VERSION or not isinstance(version, int):
-        return None, problem  # a damaged version-3 record (or a newer or nonsensical version)
-    versions = history.versions(path)
-    if "record_sha256" in record:
-        if record["record_sha256"] != record_digest(record):
-            return None, "it was changed after it was written (its SHA-256 differs)"
-        checked = "its SHA-256"
-        if versions is not None:
-            why, checked = _against_history(record, versions, "")
-            if why:
-                return None, why
-    else:
-        why, checked = _against_history(record, versions, "train it again with this library")
-        if why:
-            return None, why
-    sealed = {k: v for k, v in record.items() if k != "record_sha256"}
-    sealed["record_version"] = RECORD_VERSION
-    sealed["sealed"] = {"from_version": version, "checked_against": checked}
-    sealed["record_sha256"] = record_digest(sealed)
-    problem = record_problem(sealed, sealed=True)
-    return (None, problem) if problem else (sealed, None)
-
-
-def _sealed_evaluation(path: Path, evaluation: object, history: _History,
-                       record_at) -> tuple[dict | None, str | None]:
-    """(the sealed evaluation to write, or None when it is sealed already; why it is refused, or None).
-    ``record_at(folder)`` is the sealed record in ``folder``, or why there is none."""
-    from .uncertainty import DIGEST_KEY, evaluation_digest, evaluation_problem, link_evaluation
-
-    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("methods"), dict):
-        return None, "it is not an uncertainty evaluation"
-    if DIGEST_KEY in evaluation:
-        return None, evaluation_problem(evaluation, path, record_at)
-    why, checked = _against_history(evaluation, history.versions(path),
-                                    "run `python -m snnlib uncertainty` on its runs again with --overwrite")
-    if why:
-        return None, why
-    linked, why = link_evaluation(evaluation, path, record_at)
-    if why:
-        return None, why
-    linked["sealed"] = {"checked_against": checked}
-    linked[DIGEST_KEY] = evaluation_digest(linked)
-    why = evaluation_problem(linked, path, record_at)
-    return (None, why) if why else (linked, None)
-
-
-def seal_results(root: str | Path, check: bool = False,
-                 log: Callable[[str], None] = print) -> tuple[int, list[str]]:
-    """Seals every run record and uncertainty evaluation under ``root`` once (``python -m snnlib seal``);
-    returns (files sealed, or to seal with ``check``; one line per file refused).
-
-    A record of version 2 becomes version 3 with the SHA-256 of its contents (``record_sha256``) and a
-    ``sealed`` note of what it was checked against:
-
-    - a record that git tracks must be its last committed version, and every committed version since
-      the file was added must hold the same numbers (a record committed with edited numbers is refused);
-    - a record git does not track (written by a library that already sealed records, but as version 2)
-      must carry a SHA-256 that checks out;
-    - and either must agree with its configuration (a finished record holds exactly its epochs).
-
-    An evaluation (``uncertainty.json``, ``ensemble*.json``) without a digest must likewise be its last
-    committed version (only times may differ between its committed versions), and made from the sealed
-    records it names: the run's record beside it, or each member's (same weights, same configuration). It
-    gets the SHA-256 of each such record and of its own contents. Sealed files are left as they are, so
-    the step can be run again (for records that arrive later); a folder that another process is writing
-    is left for a later run. Nothing refused is changed: fix or move it away and run the step again.
-    """
-    root = Path(root)
-    history = _History(root)
-    refused: list[str] = []
-    done = 0
-    sealed_records: dict[Path, dict | str] = {}
-    for path in sorted(root.glob("**/metrics.json")):
-        state, value = _seal_file(path, lambda p, content: _sealed_record(p, content, history), check, log)
-        if state == "refused":
-            refused.append(f"{path}: {value}")
-            value = f"its record is refused ({value})"
-        sealed_records[path.parent.resolve()] = value
-        done += state == "sealed"
-
-    def record_at(folder: Path) -> dict | str:
-        return sealed_records.get(folder.resolve(), "there is no run record there")
-
-    for path in sorted({*root.glob("**/uncertainty.json"), *root.glob("**/ensemble*.json")}):
-        state, value = _seal_file(path, lambda p, content: _sealed_evaluation(p, content, history, record_at),
-                                  check, log)
-        if state == "refused":
-            refused.append(f"{path}: {value}")
-        done += state == "sealed"
-    return done, refused
-
-
-def _seal_file(path: Path, seal: Callable[[Path, object], tuple[dict | None, str | None]], check: bool,
-               log: Callable[[str], None]) -> tuple[str, dict | str]:
-    """Seals one file under its folder's lock: (``sealed``, the sealed content), (``already``, the content),
-    (``refused``, why) or (``left``, why: another process holds the folder)."""
-    from .system import FolderLocked, folder_lock, write_json_atomic
-
-    try:
-        with folder_lock(path.parent):
-            try:
-                content = json.loads(path.read_text())
-            except (OSError, ValueError) as err:
-                return "refused", f"it is not readable JSON ({err})"
-            sealed, why = seal(path, content)
-            if why:
-                return "refused", why
-            if sealed is None:
-                return "already", content
-            log(f"{'would seal' if check else 'sealed'} {path}")
-            if not check:
-                write_json_atomic(path, sealed)
-            return "sealed", sealed
-    except FolderLocked:
-        log(f"left {path}: another process is writing its folder; run the step again when it ends")
-        return "left", "its record is being written by another process"

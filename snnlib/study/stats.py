@@ -4,7 +4,7 @@ importance.
 
 Pure functions of numbers (no torch, no files). The t-tests and intervals are scipy's: Welch's
 (``scipy.stats.ttest_ind``, :func:`compare`), one-sample (:func:`one_sample`) and paired
-(:func:`paired`), the tests the study decides by (:mod:`snnlib.preregistration`). Beside each, an
+(:func:`paired`), the tests the study decides by (:mod:`snnlib.study.preregistration`). Beside each, an
 exact check that needs no normality: the permutation test over every split of the pooled values
 (the numbers of ``scipy.stats.permutation_test``, computed faster) or, for one-sample and paired
 tests, every sign flip (:func:`sign_flip_p`).

@@ -251,7 +251,7 @@ def event_current(events: SpikeEvents, weight: torch.Tensor, delays: list[int]) 
 def psp(current: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Eq 1: membrane potential ``v(t) = sum_s eps(t - s) Z(s)`` as one Toeplitz product.
 
-    ``kernel`` is :func:`snnlib.kernels.kernel_matrix` ``(T, T)``; ``current`` is
+    ``kernel`` is :func:`snnlib.model.kernels.kernel_matrix` ``(T, T)``; ``current`` is
     ``(T, N, C)``.
     """
     T = current.shape[0]

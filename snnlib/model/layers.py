@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from . import functional as SF
-from .kernels import kernel_matrix
+from snnlib.model import functional as SF
+from snnlib.model.kernels import kernel_matrix
 
 
 def default_delays(K: int, spread: int = 1) -> list[int]:

@@ -17,9 +17,9 @@ MNIST and CIFAR-10 give:
   black pixels on each side to 32 x 32 and repeated in the three colour channels.
 
 Every transform works on the uint8 images (``(M, 28, 28)`` or ``(M, 32, 32, 3)``, HWC, as
-:func:`snnlib.data.load` gives them), computes in float32 on intensities in [0, 1] and rounds
+:func:`snnlib.experiment.data.load` gives them), computes in float32 on intensities in [0, 1] and rounds
 back to uint8 intensities (CIFAR-10-C stores its images as uint8 too), so the sets are encoded
-by :func:`snnlib.data.encode`, the study's first-spike coding, exactly as the test set is; a
+by :func:`snnlib.experiment.data.encode`, the study's first-spike coding, exactly as the test set is; a
 rotation by 0 degrees or a blur or noise of size 0 gives back the images unchanged. The
 noise is drawn from numpy's PCG64 seeded with :data:`NOISE_SEED` and the severity, one
 image after the other, so the first ``k`` images of a set are the same whatever the subset
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data as D
+from snnlib.experiment import data as D
 
 ROTATION_ANGLES = tuple(range(15, 181, 15))  # degrees; 0 is the test set itself
 NOISE_STD = (0.04, 0.06, 0.08, 0.09, 0.10)  # CIFAR-10-C gaussian_noise, severities 1-5
@@ -259,5 +259,5 @@ def shift_images(spec: ShiftSpec, subset: int | None = None) -> tuple[np.ndarray
 
 def shifted_dataset(spec: ShiftSpec, t_enc: int, subset: int | None = None,
                     device: torch.device | str = "cpu") -> D.EncodedDataset:
-    """One evaluation set encoded with the study's first-spike coding (:func:`snnlib.data.encode`)."""
+    """One evaluation set encoded with the study's first-spike coding (:func:`snnlib.experiment.data.encode`)."""
     return D.encode(*shift_images(spec, subset), t_enc, device)

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from . import functional as SF
-from .dropout import (
+from snnlib.model import functional as SF
+from snnlib.model.dropout import (
     ALPHA_KINDS,
     ALPHA_PRIME,
     KINDS,
@@ -29,9 +29,9 @@ from .dropout import (
     keep_mask,
     make_dropout,
 )
-from .kernels import NO_SPIKE, times_to_raster
-from .layers import SRMLayer, default_delays
-from .params import ParameterError, boolean, choice, integer, real
+from snnlib.model.kernels import NO_SPIKE, times_to_raster
+from snnlib.model.layers import SRMLayer, default_delays
+from snnlib.model.params import ParameterError, boolean, choice, integer, real
 
 SITES = ("current", "hidden", "input")
 # Sizes beyond these would not fit in memory or time on the machines this study runs on; a
@@ -119,7 +119,7 @@ def kept_order(order: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     A stable partition of each row of ``order``: the kept inputs first, in their order (which is
     the stable argsort's for every input that still fires), then the dropped ones. A dropped input
     no longer fires, so it only lands in the silent bag past the window, whose order changes no sum
-    that is used: :func:`snnlib.functional.events_from_times` gives the same events as with a sort
+    that is used: :func:`snnlib.model.functional.events_from_times` gives the same events as with a sort
     (tested, bit for bit). The event lists of a CIFAR-10 batch take about 1.5x less time
     (``scripts/bench_speedups.py``).
     """
@@ -227,7 +227,7 @@ class SRMNetwork(nn.Module):
         return self.output.potential(to_output)
 
     def forward(self, x: torch.Tensor, order: torch.Tensor | None = None) -> NetworkOutput:
-        """``x``: first-spike times ``(N, in)`` as uint8 (see :mod:`snnlib.kernels`) or a
+        """``x``: first-spike times ``(N, in)`` as uint8 (see :mod:`snnlib.model.kernels`) or a
         float spike raster ``(T, N, in)``. ``order``: optional row-wise argsort of the
         times (precomputed by the datasets)."""
         hidden_spikes, input_spikes = self.hidden_spikes(x, order)

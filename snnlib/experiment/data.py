@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .kernels import first_spike_times
-from .system import write_atomic
+from snnlib.experiment.system import write_atomic
+from snnlib.model.kernels import first_spike_times
 
 DATASETS = ("mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -72,7 +72,7 @@ def data_dir() -> Path:
     """``$SNNLIB_DATA`` if set, else ``data/`` at the project root (or the working dir)."""
     if os.environ.get("SNNLIB_DATA"):
         return Path(os.environ["SNNLIB_DATA"])
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     return (root if (root / "pyproject.toml").exists() else Path.cwd()) / "data"
 
 

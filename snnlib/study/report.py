@@ -1,6 +1,6 @@
 """The study's results as one Markdown block: the README's findings and tables are this module's output
 (``python -m snnlib report results``), and a test checks that the README still matches the committed
-records. Everything here is assembled from :mod:`records`, :mod:`claims`, :mod:`findings` and
+records. Everything here is assembled from :mod:`records`, :mod:`claims`, :mod:`questions` and
 :mod:`evaluations`; this module computes nothing of its own. The block opens with the findings (one
 paragraph per claim and for uncertainty, each verdict from the tested functions, and the forest plot
 of every primary test); the full tables follow in collapsed sections.
@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from . import claims as C
-from . import evaluations as E
-from . import findings as F
-from . import preregistration as P
-from . import records as R
+from snnlib.study import claims as C
+from snnlib.study import evaluations as E
+from snnlib.study import preregistration as P
+from snnlib.study import progress as PG
+from snnlib.study import questions as F
+from snnlib.study import records as R
+from snnlib.study import uncertainty_verdict as UV
+from snnlib.study import verdict_plots as VP
 
 FIGURES = "results/figures"  # where write_figures puts the README's figures, relative to the project
 FOREST_PNG = "primary_tests.png"
@@ -32,7 +35,7 @@ def progress_table(records: list[dict], grids_dir: str | Path) -> str:
 
 def _progress(records: list[dict], grids_dir: str | Path):
     grids = [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
-    return R.grid_progress(R.expected_runs(grids), records)
+    return PG.grid_progress(PG.expected_runs(grids), records)
 
 
 def compute_table(table) -> str:
@@ -50,7 +53,7 @@ def compute_table(table) -> str:
 
 def tuning_table(table) -> str:
     """Per dataset and budget of the tuning runs, the setting the validation accuracy picks and the one
-    the test accuracy picks (:func:`findings.tuning_check`); empty without tuning runs."""
+    the test accuracy picks (:func:`questions.tuning_check`); empty without tuning runs."""
     check = F.tuning_check(table)
     if check.empty:
         return ""
@@ -84,8 +87,8 @@ def _details(summary: str, *parts: str) -> str:
 
 def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Path, figures: str = FIGURES) -> str:
     """The findings: where the study stands, the verdict of each claim at each site (from
-    :func:`claims.verdict_sentence`), the uncertainty verdict (from :func:`evaluations.uncertainty_answer`)
-    and the forest plot of the primary tests."""
+    :func:`claims.verdict_sentence`), the uncertainty verdict (from
+    :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
     progress = _progress(records, grids_dir)
     runs, done = int(progress["runs"].sum()), int(progress["finished"].sum())
     open_grids = [f"{r.grid} ({r.finished} of {r.runs})" for r in progress.itertuples() if r.finished < r.runs]
@@ -110,7 +113,7 @@ def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Pat
         lines.append("")
         for dataset in R.DATASETS:
             for baseline in P.UNCERTAINTY_BASELINES:
-                lines.append(f"- {R.DATASET_NAMES[dataset]}, {E.uncertainty_answer(matrix, dataset, baseline)}")
+                lines.append(f"- {R.DATASET_NAMES[dataset]}, {UV.uncertainty_answer(matrix, dataset, baseline)}")
         lines.append("")
     lines.append(f"![Every primary test: the difference with its 95% interval, green where significant as the paper "
                  f"claims, red where significant the other way, grey where not significant]({figures}/{FOREST_PNG})")
@@ -125,7 +128,7 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     table = R.runs_table(records)
     result = C.evaluate_claims(table)
     evaluations = E.load_evaluations(results)
-    matrix = E.verdict_matrix(E.verdict_tests(E.method_values(evaluations))) if evaluations else None
+    matrix = UV.verdict_matrix(UV.verdict_tests(UV.method_values(evaluations))) if evaluations else None
     primary_table, waiting = tests_with_data(result.primary())
     parts = [
         findings(result, matrix, records, grids_dir, figures),
@@ -136,7 +139,7 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
                  "dropout, on the hidden spikes feature dropout is dropout2d (one operation, not run twice).",
                  R.site_table(table)),
         _details("The verdicts per claim, site and dataset (`python -m snnlib claims results`)", C.verdict_table(result)),
-        _details("Every primary test (rules: `snnlib.preregistration`)", waiting, primary_table),
+        _details("Every primary test (rules: `snnlib.study.preregistration`)", waiting, primary_table),
         _details("The pre-registration: families, seeds and what each test can reach", C.power_markdown()),
     ]
     if evaluations:
@@ -146,7 +149,7 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
         parts.append(_details("Uncertainty: methods against metrics (test set; OOD AUROC against the other dataset)",
                               *tables))
         parts.append(_details("The uncertainty verdict, method x metric (after Holm)",
-                              *(f"**{R.DATASET_NAMES[d]}**\n\n" + E.verdict_matrix_markdown(matrix, d)
+                              *(f"**{R.DATASET_NAMES[d]}**\n\n" + UV.verdict_matrix_markdown(matrix, d)
                                 for d in R.DATASETS),
                               f"![The uncertainty verdict]({figures}/{HEATMAP_PNG})"))
     if tuning := tuning_table(table):
@@ -164,19 +167,18 @@ def write_figures(results: str | Path, folder: str | Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import plots
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records = R.load_records(results)
     written = []
-    fig = plots.forest_figure(C.evaluate_claims(records).tests)
+    fig = VP.forest_figure(C.evaluate_claims(records).tests)
     fig.savefig(folder / FOREST_PNG, dpi=110)
     plt.close(fig)
     written.append(folder / FOREST_PNG)
     evaluations = E.load_evaluations(results)
     if evaluations:
-        fig = plots.verdict_heatmap(E.verdict_matrix(E.verdict_tests(E.method_values(evaluations))))
+        fig = VP.verdict_heatmap(UV.verdict_matrix(UV.verdict_tests(UV.method_values(evaluations))))
         fig.savefig(folder / HEATMAP_PNG, dpi=100)
         plt.close(fig)
         written.append(folder / HEATMAP_PNG)

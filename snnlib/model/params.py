@@ -1,7 +1,7 @@
 """Typed, validated parameters: one check per kind of value, one line per error.
 
 Every entry point (the command line, the experiment notebook, grid files, the Python API)
-builds a :class:`~snnlib.training.RunConfig`, and the configuration checks each of its
+builds a :class:`~snnlib.experiment.config.RunConfig`, and the configuration checks each of its
 values here. A bad value raises :class:`ParameterError` (a ``ValueError``) whose message
 names the parameter, says what it got and what is allowed, in one line; nothing is
 written before the check. The rules are strict on purpose: a boolean is a boolean (the

@@ -1,30 +1,4 @@
-"""Training, evaluation and the run record (``metrics.json``), resumable at any moment.
-
-A run lives in one folder: ``metrics.json`` (configuration, per-epoch numbers, the
-provenance: git commit, torch version, device, wall time), ``checkpoint.pt`` (model,
-optimizer, scheduler and random-generator states after the last finished epoch) while it
-runs, and ``weights.pt`` (the trained network) once it has finished. Files are written
-atomically (temporary file, then rename), the checkpoint before the record, so a run
-killed at any moment resumes from its last finished epoch and ends with exactly the
-numbers of an uninterrupted run.
-
-The record carries the SHA-256 of its contents (``record_sha256``; record version 3 requires it)
-and the weights file's (``weights_sha256``); the weights file and the checkpoint carry the
-configuration. :func:`record_problem` says why a record cannot be trusted (edited, unsealed, short of
-the epochs it claims, malformed); ``train``, :func:`load_trained` and every reader of the analysis
-refuse such a record with one line.
-
-Randomness comes in three streams, each seeded on its own so that changing one part of a
-configuration does not reshuffle the others:
-
-* the initial weights: ``init_seed`` (``seed`` when it is not set);
-* the order of the training samples: a generator of its own, seeded from ``seed``;
-* the dropout masks: torch's global generator (on the run's device), seeded from ``seed``.
-
-So a base run and a dropout run with the same seed start from the same weights and see the
-same batches in the same order; they differ only by dropout. A run with ``init_seed`` set
-shares its initial weights with the runs of that seed but trains on another sample order.
-"""
+"""One run, resumable at any moment: its folder, its sealed record (``metrics.json``), checkpoint and kept weights."""
 
 from __future__ import annotations
 
@@ -35,17 +9,12 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from . import data as D
-from .dropout import KINDS, check_p
-from .network import SITES, NetworkConfig, SRMNetwork
-from .params import MAX_SEED, ParameterError, boolean, check_mapping, choice, integer, parse_boolean, real
-from .system import (
+from snnlib.experiment.config import RunConfig, RunError, config_difference, stream_seed
+from snnlib.experiment.system import (
     LOCK_FILE,
     FolderLocked,
     StateError,
@@ -60,297 +29,49 @@ from .system import (
     storage_error,
     write_json_atomic,
 )
+from snnlib.experiment.training import (
+    EpochStats,
+    _rng_state,
+    _set_rng_state,
+    evaluate,
+    initial_network,
+    load_run_data,
+    silencing_accuracy_drop,
+    train_epoch,
+)
+from snnlib.model.network import SRMNetwork
 
-# Dropout-off metrics on the training data use this many of its first samples.
-TRAIN_EVAL_SAMPLES = 10_000
-EVAL_BATCH = 500  # evaluation batch size: larger batches run slower on the CPU (cache)
 WEIGHTS_FILE = "weights.pt"
+
+
 CHECKPOINT_FILE = "checkpoint.pt"
-MAX_EPOCHS = 100_000
-MAX_BATCH = 65_536
 
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run. Two runs with equal configs give equal numbers.
-
-    ``init_seed``: seed of the initial weights (None: ``seed``). ``val_size``: the last
-    ``val_size`` samples of the training split are held out as a validation set, never
-    trained on (0: train on the whole split, as the paper does); ``train_subset`` then
-    takes the first samples of what is left.
-    """
-
-    dataset: str = "mnist"
-    variant: str = "none"
-    p: float = 0.0
-    time_consistent: bool = False
-    site: str = "current"
-    seed: int = 0
-    init_seed: int | None = None
-    epochs: int = 20
-    train_subset: int | None = None
-    test_subset: int | None = None
-    val_size: int = 0
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    t_enc: int = 12
-    network: dict = field(default_factory=dict)  # overrides of NetworkConfig defaults
-
-    def __post_init__(self) -> None:
-        # Types first (strictly: see snnlib.params), then ranges; each error is one line naming the field.
-        choice("dataset", self.dataset, D.DATASETS)
-        choice("variant", self.variant, KINDS, "dropout kind")
-        check_p(real("p", self.p))
-        boolean("time_consistent", self.time_consistent)
-        choice("site", self.site, SITES, "dropout site")
-        self.seed = integer("seed", self.seed, 0, MAX_SEED)
-        if self.init_seed is not None:
-            self.init_seed = integer("init_seed", self.init_seed, 0, MAX_SEED)
-        self.epochs = integer("epochs", self.epochs, 1, MAX_EPOCHS)
-        self.batch_size = integer("batch_size", self.batch_size, 1, MAX_BATCH)
-        self.t_enc = integer("t_enc", self.t_enc, 1)
-        train_size = D.SIZES[self.dataset, "train"]
-        self.val_size = integer("val_size", self.val_size, 0, train_size - 1)
-        for name in ("train_subset", "test_subset"):
-            if getattr(self, name) is not None:
-                setattr(self, name, integer(name, getattr(self, name), 1))
-        if self.train_subset is not None and self.train_subset > train_size - self.val_size:
-            raise ValueError(f"train_subset ({self.train_subset}) must be at most the {train_size - self.val_size} "
-                             f"training samples left after the validation split")
-        if self.test_subset is not None and self.test_subset > D.SIZES[self.dataset, "test"]:
-            raise ValueError(f"test_subset must be at most the {D.SIZES[self.dataset, 'test']} test samples "
-                             f"of {self.dataset}, got {self.test_subset}")
-        real("lr", self.lr, 0, low_open=True)
-        real("weight_decay", self.weight_decay, 0)
-        NetworkConfig.check_overrides(self.network)
-        net = self.network_config()  # validates tau, threshold, delays against T, ...
-        if self.t_enc >= net.T:
-            raise ValueError(f"t_enc ({self.t_enc}) must be shorter than the window T={net.T}")
-
-    @classmethod
-    def from_parameters(cls, config_extra: object = None, **params: object) -> RunConfig:
-        """The config of parameters given as text-friendly values (the experiment notebook's):
-        ``time_consistent`` may be the text ``true``/``false`` (papermill passes ``-p time_consistent
-        false`` as a string); every other value must already have its type. ``config_extra`` (a dict)
-        holds any other field; a field given both ways is refused in one line rather than left to
-        Python's ``TypeError`` about a keyword given twice."""
-        if config_extra is not None:
-            extra = check_mapping("config_extra", config_extra)
-            twice = sorted(set(extra) & set(params))
-            if twice:
-                raise ParameterError(f"config_extra sets {', '.join(twice)}, which the notebook takes as "
-                                     f"parameter(s) of their own; pass -p {twice[0]} ... instead")
-            params = {**params, **extra}
-        if "time_consistent" in params:
-            params["time_consistent"] = parse_boolean("time_consistent", params["time_consistent"])
-        unknown = sorted(set(params) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ParameterError(f"unknown run parameter(s) {', '.join(unknown)}; allowed: "
-                                 f"{', '.join(f.name for f in fields(cls))}")
-        return cls(**params)  # type: ignore[arg-type]
-
-    def network_config(self) -> NetworkConfig:
-        in_features = 784 if self.dataset == "mnist" else 3072
-        return NetworkConfig(**{**self.network, "in_features": in_features, "dropout": self.variant,
-                                "p": self.p, "time_consistent": self.time_consistent, "site": self.site})
-
-    @property
-    def weights_seed(self) -> int:
-        """The seed of the initial weights."""
-        return self.seed if self.init_seed is None else self.init_seed
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["network"] = self.network_config().to_dict()  # record every value, not just overrides
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RunConfig:
-        """The config of a record; keys a record lacks (written before they existed) take
-        their defaults, which are the behaviour of the code that wrote it."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def config_difference(saved: dict, config: RunConfig) -> list[str]:
-    """The keys in which a record's configuration ``saved`` differs from ``config`` ([] if the
-    same run). Keys the record lacks count as their defaults (see :meth:`RunConfig.from_dict`);
-    a record that is not a valid configuration differs in every key."""
-    wanted = config.to_dict()
-    try:
-        saved = RunConfig.from_dict(saved).to_dict() if isinstance(saved, dict) else {}
-    except (TypeError, ValueError):
-        return sorted(wanted)
-    return sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-
-
-def stream_seed(seed: int, stream: str) -> int:
-    """A seed for one random stream of a run (``order``, ``masks``), derived from ``seed``:
-    distinct streams of one seed are unrelated, and the same stream of a seed is always the same."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:8], "little") >> 1
-
-
-class RunError(RuntimeError):
-    """A run cannot start (bad input, or a folder that holds another run)."""
-
-
-# ---------------------------------------------------------------- one epoch
 
 # 2: dropout-off training metrics, validation split, init_seed, weights file; 3: the record must carry its
 # SHA-256 (``record_sha256``), so that a record whose digest was deleted cannot pass for an older one, and a
 # finished record holds exactly its configuration's epochs. Version-2 records are sealed once into version 3
-# by ``python -m snnlib seal`` (:func:`snnlib.records.seal_results`); the analysis reads version 3 only.
+# by ``python -m snnlib seal`` (:func:`snnlib.study.seal.seal_results`); the analysis reads version 3 only.
 RECORD_VERSION = 3
+
+
 SEALED_VERSION = 3  # the first version that requires the digest
+
+
 RECORD_STATUSES = ("running", "finished", "diverged")
+
+
 SEAL_HINT = "seal its results folder once with `python -m snnlib seal RESULTS`"
+
+
 # per-neuron lists of a finished record
 NEURON_FIELDS = ("hidden_importance", "hidden_silencing_drop", "hidden_firing_rate", "hidden_mean_spike_step")
 
 
-@dataclass
-class EpochStats:
-    loss: float
-    accuracy: float
-    hidden_spikes: float  # mean per sample
-    input_spikes: float  # mean per sample
-
-
-def _rng_state(device: torch.device, order: torch.Generator) -> dict:
-    state = {"cpu": torch.get_rng_state(), "order": order.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device, order: torch.Generator) -> None:
-    torch.set_rng_state(state["cpu"])
-    order.set_state(state["order"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def train_epoch(model: SRMNetwork, dataset: D.EncodedDataset, optimizer: torch.optim.Optimizer,
-                batch_size: int, order: torch.Generator | None = None,
-                progress: Callable[[int], None] | None = None) -> EpochStats:
-    """One pass over ``dataset`` in a random order drawn from ``order`` (a CPU generator;
-    None: the global one). Loss and accuracy are those of training mode, dropout on."""
-    model.train()
-    device = dataset.times.device
-    perm = torch.randperm(len(dataset), generator=order).to(device)
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss, correct, hidden, input
-    for start in range(0, len(dataset), batch_size):
-        times, index_order, labels = dataset.batch(perm[start:start + batch_size])
-        out = model(times, index_order)
-        loss = F.cross_entropy(out.logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        n = labels.shape[0]
-        with torch.no_grad():
-            totals += torch.stack([loss.detach().double() * n,
-                                   (out.logits.argmax(1) == labels).sum().double(),
-                                   out.hidden_spikes.detach().sum().double(),
-                                   torch.tensor(float(out.input_spikes), device=device, dtype=torch.float64)])
-        if progress:
-            progress(n)
-    loss_sum, correct, hidden, inputs = (totals / len(dataset)).tolist()
-    return EpochStats(loss_sum, correct, hidden, inputs)
-
-
-def _batches(dataset: D.EncodedDataset, batch_size: int):
-    device = dataset.times.device
-    for start in range(0, len(dataset), batch_size):
-        yield dataset.batch(torch.arange(start, min(start + batch_size, len(dataset)), device=device))
-
-
-@torch.no_grad()
-def evaluate(model: SRMNetwork, dataset: D.EncodedDataset, batch_size: int = EVAL_BATCH,
-             per_neuron: bool = False) -> tuple[EpochStats, dict]:
-    """Loss, accuracy and spike counts on ``dataset`` in eval mode (dropout off).
-
-    With ``per_neuron``, also each hidden neuron's firing rate and mean first-spike step.
-    """
-    model.eval()
-    device = dataset.times.device
-    H = model.config.hidden
-    totals = torch.zeros(4, dtype=torch.float64, device=device)
-    fired = torch.zeros(H, dtype=torch.float64, device=device)
-    spike_step = torch.zeros(H, dtype=torch.float64, device=device)
-    steps = torch.arange(model.config.T, device=device, dtype=torch.float64)[:, None, None]
-    for times, order, labels in _batches(dataset, batch_size):
-        out = model(times, order)
-        totals += torch.stack([F.cross_entropy(out.logits, labels, reduction="sum").double(),
-                               (out.logits.argmax(1) == labels).sum().double(),
-                               out.hidden_spikes.sum().double(),
-                               torch.tensor(float(out.input_spikes), device=device, dtype=torch.float64)])
-        if per_neuron:
-            spikes = out.hidden_spikes.double()
-            fired += spikes.sum(dim=(0, 1))
-            spike_step += (spikes * steps).sum(dim=(0, 1))
-    loss_sum, correct, hidden, inputs = (totals / max(len(dataset), 1)).tolist()
-    extra = {}
-    if per_neuron:
-        extra = {"hidden_firing_rate": (fired / max(len(dataset), 1)).tolist(),
-                 "hidden_mean_spike_step": (spike_step / fired.clamp(min=1)).tolist()}
-    return EpochStats(loss_sum, correct, hidden, inputs), extra
-
-
-@torch.no_grad()
-def silencing_accuracy_drop(model: SRMNetwork, dataset: D.EncodedDataset,
-                            batch_size: int = EVAL_BATCH) -> list[float]:
-    """For each hidden neuron, the accuracy on ``dataset`` lost when it alone is silenced
-    (dropout off): the second importance measure of the neurons chapter, next to the paper's
-    L1 norm of the outgoing weights. Negative when silencing a neuron helps."""
-    model.eval()
-    correct_full = torch.zeros((), dtype=torch.float64, device=dataset.times.device)
-    correct_silenced = torch.zeros(model.config.hidden, dtype=torch.float64, device=dataset.times.device)
-    for times, order, labels in _batches(dataset, batch_size):
-        correct_full += (model(times, order).logits.argmax(1) == labels).sum()
-        silenced = model.silenced_logits(times, order)  # (N, H, out)
-        correct_silenced += (silenced.argmax(2) == labels[:, None]).sum(0)
-    return ((correct_full - correct_silenced) / max(len(dataset), 1)).tolist()
-
-
-# ---------------------------------------------------------------- a whole run
-
-@dataclass
-class RunData:
-    """The encoded data of a run: training part, its dropout-off subset, validation (or None), test."""
-
-    train: D.EncodedDataset
-    train_eval: D.EncodedDataset
-    val: D.EncodedDataset | None
-    test: D.EncodedDataset
-
-
-def load_run_data(config: RunConfig, device: torch.device) -> RunData:
-    """The splits of ``config``: the validation part is the last ``val_size`` training samples."""
-    # the parts are row ranges of the whole splits, encoded once per dataset (data.encoded)
-    full_train = D.encoded(config.dataset, "train", config.t_enc, device)
-    full_test = D.encoded(config.dataset, "test", config.t_enc, device)
-    labels = full_train.labels.cpu().numpy()
-    (_, train_labels), (_, val_labels) = D.split_validation(labels, labels, config.val_size)
-    n_train = len(D.subset(train_labels, train_labels, config.train_subset)[1])
-    n_test = len(D.subset(*(full_test.labels.cpu().numpy(),) * 2, config.test_subset)[1])
-    train = full_train.rows(0, n_train)
-    test = full_test.rows(0, n_test)
-    val_set = full_train.rows(len(train_labels), len(labels)) if config.val_size else None
-    return RunData(train, train.head(min(TRAIN_EVAL_SAMPLES, len(train))), val_set, test)
-
-
-def initial_network(config: RunConfig, device: torch.device | str = "cpu") -> SRMNetwork:
-    """The untrained network of ``config``: its weights drawn from ``config.weights_seed``
-    (this reseeds torch's global generator)."""
-    torch.manual_seed(config.weights_seed)
-    return SRMNetwork(config.network_config()).to(device)
-
-
 # Files a run folder may hold: the record, the states, the runner's executed notebook, the lock, the
-# uncertainty evaluation (snnlib.uncertainty) and files being written. A folder that holds anything
+# uncertainty evaluation (snnlib.uncertainty.evaluate) and files being written. A folder that holds anything
 # else (say ``--out .`` or ``--out /``) is not a run folder and is refused.
 RUN_FILES = ("metrics.json", CHECKPOINT_FILE, WEIGHTS_FILE, "experiment.ipynb", LOCK_FILE, "uncertainty.json")
+
 
 
 def check_out_path(out: str | Path) -> Path:
@@ -371,6 +92,7 @@ def check_out_path(out: str | Path) -> Path:
     return path
 
 
+
 def _check_run_folder(out: Path) -> None:
     """Raises :class:`RunError` if ``out`` holds no run record but files that are not a run's."""
     if not out.is_dir() or (out / "metrics.json").exists():
@@ -381,15 +103,18 @@ def _check_run_folder(out: Path) -> None:
                        f"{', ...' if len(others) > 3 else ''}); choose a new or empty folder")
 
 
+
 def record_digest(record: dict) -> str:
     """SHA-256 of a record's canonical strict JSON, without its own ``record_sha256`` (and the
-    ``path`` that :func:`snnlib.records.load_records` adds): a record changed after it was
+    ``path`` that :func:`snnlib.study.records.load_records` adds): a record changed after it was
     written no longer matches the digest it carries."""
     return json_digest(record, ("record_sha256", "path"))
 
 
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
 
 
 def _structure_problem(record: dict) -> str | None:
@@ -424,6 +149,7 @@ def _structure_problem(record: dict) -> str | None:
     return None
 
 
+
 def record_problem(record: object, sealed: bool = True) -> str | None:
     """Why ``record`` (a parsed ``metrics.json``) cannot be trusted, in words; None if it can.
 
@@ -454,10 +180,12 @@ def record_problem(record: object, sealed: bool = True) -> str | None:
     return _structure_problem(record)
 
 
+
 def write_record(path: Path, record: dict) -> None:
     """The record as strict JSON, with its digest, written atomically."""
     record["record_sha256"] = record_digest(record)
     write_json_atomic(path, record)
+
 
 
 def check_out_dir(config: RunConfig, out: Path) -> dict | None:
@@ -486,9 +214,11 @@ def check_out_dir(config: RunConfig, out: Path) -> dict | None:
     return record
 
 
+
 def divergence(record: dict) -> str:
     """Why a ``diverged`` record stopped, in words (the runner's and the command line's line)."""
     return f"diverged at epoch {record.get('diverged_at_epoch')} (its training loss is not a finite number)"
+
 
 
 def load_checkpoint(config: RunConfig, path: Path, device: torch.device) -> dict | None:
@@ -508,6 +238,7 @@ def load_checkpoint(config: RunConfig, path: Path, device: torch.device) -> dict
     return state
 
 
+
 def _new_folders(out: Path) -> list[Path]:
     """The folders that creating ``out`` would create, deepest first."""
     new = []
@@ -516,6 +247,7 @@ def _new_folders(out: Path) -> list[Path]:
             break
         new.append(folder)
     return new
+
 
 
 def _remove_if_empty(folders: list[Path]) -> None:
@@ -527,6 +259,7 @@ def _remove_if_empty(folders: list[Path]) -> None:
                 folder.rmdir()
         except OSError:
             return
+
 
 
 def _epoch_entry(epoch: int, train: EpochStats, train_eval: EpochStats, val: EpochStats | None,
@@ -554,11 +287,12 @@ def _epoch_entry(epoch: int, train: EpochStats, train_eval: EpochStats, val: Epo
     return entry
 
 
+
 def run(config: RunConfig, out: str | Path, device: str | None = "auto", progress: bool = True,
         log: Callable[[str], None] = print) -> dict:
     """Trains ``config`` into folder ``out`` (resuming it if interrupted); returns the record.
 
-    The folder is locked for the whole run (:func:`snnlib.system.folder_lock`): a second process
+    The folder is locked for the whole run (:func:`snnlib.experiment.system.folder_lock`): a second process
     on it gets a :class:`RunError` at once. Every check (the configuration, the device, the
     folder, an existing record or checkpoint) comes before anything is written, and a folder this
     call created is removed again if the run cannot start. A run whose training loss becomes
@@ -583,6 +317,7 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
                 raise
     except FolderLocked as err:
         raise RunError(str(err)) from err
+
 
 
 def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
@@ -683,6 +418,7 @@ def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
     return record
 
 
+
 def load_trained(run_dir: str | Path, device: str | None = "cpu") -> tuple[RunConfig, SRMNetwork, dict]:
     """A finished run's configuration, trained network (in eval mode) and record.
 
@@ -721,6 +457,7 @@ def load_trained(run_dir: str | Path, device: str | None = "cpu") -> tuple[RunCo
     model = SRMNetwork(config.network_config()).to(dev)
     model.load_state_dict(saved["model"])
     return config, model.eval(), record
+
 
 
 def timing_free(record: dict) -> dict:

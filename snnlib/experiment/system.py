@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
 # glibc's allocator for training and evaluation processes: per-step alpha dropout on the input makes

@@ -1,4 +1,4 @@
-"""The paper's three claims, tested on run records by the rules of :mod:`snnlib.preregistration`.
+"""The paper's three claims, tested on run records by the rules of :mod:`snnlib.study.preregistration`.
 
 * **C1**: dropout and dropout2d give a higher training loss and a lower test accuracy than
   the base network, on MNIST and on CIFAR-10.
@@ -6,7 +6,7 @@
   predict.
 * **C3**: dropout changes which hidden neurons are most important (the paper's Table 2).
 
-:func:`evaluate_claims` makes every planned test of :func:`snnlib.preregistration.design` on the
+:func:`evaluate_claims` makes every planned test of :func:`snnlib.study.preregistration.design` on the
 records: the difference (kind minus reference; C2: the kind's mean minus the 20% cut-off), its 95%
 interval, the t-test's two-sided p and the exact permutation (or sign-flip) p as a check, Holm's
 correction within the test's family of fixed size, and a label: *yes* (significant, in the claimed
@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import analysis
-from . import preregistration as P
-from . import records as R
-from .preregistration import ALPHA, C2_READINGS, C3_MEASURES, C3_STATISTICS, SITES, TOP_K, TestSpec
+from snnlib.study import preregistration as P
+from snnlib.study import records as R
+from snnlib.study import stats
+from snnlib.study.preregistration import ALPHA, C2_READINGS, C3_MEASURES, C3_STATISTICS, SITES, TOP_K, TestSpec
 
 LABELS = ("yes", "contrary", "not significant", "no data")
 VERDICTS = ("reproduced", "partly reproduced", "mixed", "contrary", "not reproduced", "not enough data")
@@ -99,7 +99,7 @@ class Claims:
         raise KeyError(f"no verdict for {claim} at {site} over {dataset}")
 
     def to_json(self) -> dict:
-        return {"alpha": ALPHA, "rules": "snnlib.preregistration",
+        return {"alpha": ALPHA, "rules": "snnlib.study.preregistration",
                 "tests": [_json(asdict(t)) for t in self.tests],
                 "verdicts": [asdict(v) for v in self.verdicts], "families": self.families,
                 "power": [_json(row) for row in P.power_table()]}
@@ -148,7 +148,7 @@ def apply_holm(tests: list[Test]) -> None:
         families.setdefault(t.family, []).append(t)
     for members in families.values():
         pvalues = [t.p if not t.missing else math.nan for t in members]
-        for t, adjusted in zip(members, analysis.holm(pvalues), strict=True):
+        for t, adjusted in zip(members, stats.holm(pvalues), strict=True):
             t.p_holm = adjusted
 
 
@@ -170,9 +170,9 @@ def agreement(statistic: str, a: Sequence[float], b: Sequence[float]) -> float:
     """How well two importance vectors of one seed agree: ``top10_overlap`` (shared IDs in the
     top 10) or ``kendall_tau`` (over all neurons)."""
     if statistic == "top10_overlap":
-        return float(analysis.top_k_overlap(a, b, TOP_K))
+        return float(stats.top_k_overlap(a, b, TOP_K))
     if statistic == "kendall_tau":
-        return analysis.kendall_tau(a, b)
+        return stats.kendall_tau(a, b)
     raise ValueError(f"unknown agreement statistic {statistic!r}; allowed: {', '.join(C3_STATISTICS)}")
 
 
@@ -191,18 +191,18 @@ def make_test(spec: TestSpec, table: pd.DataFrame) -> Test:
         seeds = [s for s in spec.seeds if s in base and s in runs and s in control]
         reference = [agreement(spec.metric, base[s], control[s]) for s in seeds]
         variant = [agreement(spec.metric, base[s], runs[s]) for s in seeds]
-        d = analysis.paired(reference, variant)
+        d = stats.paired(reference, variant)
         detail = {"seeds": seeds, "kind_values": variant, "control_values": reference}
     else:
         runs = R.by_seed(_runs(table, spec.dataset, kind_name, spec.site), spec.metric)
         variant = list(_planned(runs, spec.seeds, kind_name, missing).values())
         if spec.test == "one_sample":
-            d = analysis.one_sample(variant, P.FAIL_ACCURACY)
+            d = stats.one_sample(variant, P.FAIL_ACCURACY)
             reference = []
         else:
             base = R.by_seed(R.base_runs(table, spec.dataset), spec.metric)
             reference = list(_planned(base, spec.reference_seeds, "base", missing).values())
-            d = analysis.compare(reference, variant)
+            d = stats.compare(reference, variant)
     return Test(spec.claim, spec.role, spec.family, spec.dataset, spec.kind, spec.site, spec.metric, spec.direction,
                 spec.test, d.n_base, d.n_variant, d.diff, d.ci_low, d.ci_high, d.welch_p, d.permutation_p,
                 base_mean=float(np.mean(reference)) if len(reference) else
@@ -216,7 +216,7 @@ def welch_test(claim: str, family: str, dataset: str, kind: str, site: str, metr
     """A secondary comparison outside the claims (the study's own questions, the uncertainty tables):
     ``variant``'s values against ``reference``'s (each keyed by seed) by Welch's test, unlabelled, no
     claimed direction."""
-    d = analysis.compare(list(reference.values()), list(variant.values()))
+    d = stats.compare(list(reference.values()), list(variant.values()))
     return Test(claim, "secondary", family, dataset, kind, site, metric, 0, "welch", d.n_base, d.n_variant, d.diff,
                 d.ci_low, d.ci_high, d.welch_p, d.permutation_p,
                 base_mean=float(np.mean(list(reference.values()))) if reference else math.nan,
@@ -259,7 +259,7 @@ def evaluate_claims(records_or_table: Iterable[dict] | pd.DataFrame) -> Claims:
 
 def rank_taus(reference: dict[int, Sequence[float]], other: dict[int, Sequence[float]]) -> dict[int, float]:
     """{seed: Kendall tau between the two importance vectors of that seed} for the seeds both have."""
-    return {s: analysis.kendall_tau(reference[s], other[s]) for s in sorted(set(reference) & set(other))}
+    return {s: stats.kendall_tau(reference[s], other[s]) for s in sorted(set(reference) & set(other))}
 
 
 # ---------------------------------------------------------------- text and tables
@@ -404,7 +404,7 @@ def family_name(family: str) -> str:
 
 
 def power_markdown() -> str:
-    """The pre-registration's power table (:func:`snnlib.preregistration.power_table`) in Markdown: per
+    """The pre-registration's power table (:func:`snnlib.study.preregistration.power_table`) in Markdown: per
     family and group sizes, the test, the seeds, Holm's strictest threshold, the absolute t a test needs there,
     and the floor of the exact check (t-tests themselves have no floor)."""
     rows = [[family_name(r["family"]), f"{r['tests']} of {r['family_size']}", TEST_NAMES[r["test"]],

@@ -1,0 +1,7 @@
+"""The SRM network of the paper, equation by equation: pure functions and thin modules.
+
+``params`` (typed, validated parameters) -> ``kernels`` (eq 2, the first-spike input coding) ->
+``functional`` (eqs 1 and 3 event by event, the threshold and its surrogate gradient) -> ``dropout``
+(eqs 4-8: the dropout family on ``(T, N, F)`` tensors) -> ``layers`` (one SRM layer) -> ``network``
+(input, hidden layer, readout, and where dropout acts). Imports nothing else from snnlib.
+"""

@@ -1,0 +1,178 @@
+"""Completeness and reruns: which runs the grid files ask for and which have landed, and whether a rerun
+reproduces the records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from snnlib.experiment.run import timing_free
+from snnlib.study.records import is_finished, run_key
+
+
+class ExpectedRun(str):
+    """A run folder that a grid file asks for (``NAME/dataset/cell/seedK``, relative to a results folder),
+    with ``config``: the configuration the grid asks for there (None where it is invalid)."""
+
+    config: dict | None
+
+    def __new__(cls, rel: str, config: dict | None = None) -> ExpectedRun:
+        run = super().__new__(cls, rel)
+        run.config = config
+        return run
+
+
+
+def expected_runs(grid_files: Iterable[str | Path]) -> list[ExpectedRun]:
+    """The run folders (``NAME/dataset/cell/seedK``, relative to a results folder) that grid files ask for,
+    each with the configuration asked for (:class:`ExpectedRun`)."""
+    from snnlib.experiment.grid import expand_grid, load_grid
+
+    runs = []
+    for path in grid_files:
+        grid = load_grid(path)
+        runs += [ExpectedRun(f"{grid['name']}/{spec.rel}", spec.config) for spec in expand_grid(grid)]
+    return list(dict.fromkeys(runs))
+
+
+
+def _run_state(rel: str, by_path: dict[str, dict]) -> str:
+    """``finished``, ``unfinished``, ``foreign`` (its folder holds another configuration than the grid asks
+    for) or ``missing``: the state of an expected run, as the runner's dry run sees it."""
+    record = by_path.get(rel)
+    if record is None:
+        return "missing"
+    wanted = getattr(rel, "config", None)
+    if wanted is not None and isinstance(record.get("config"), dict):
+        try:
+            if run_key(record) != json.dumps(wanted, sort_keys=True):
+                return "foreign"
+        except (TypeError, ValueError):
+            return "foreign"
+    return "finished" if is_finished(record) else "unfinished"
+
+
+
+def missing_runs(expected: Iterable[str], records: Iterable[dict]) -> list[str]:
+    """Which ``expected`` run folders have no finished record of the configuration asked for, one line
+    per configuration folder: ``paper/mnist/alpha_p0.5_step_current: seeds 3, 4 missing; seed 2 unfinished``
+    (``foreign``: the folder holds a run of another configuration)."""
+    by_path = {r.get("path"): r for r in records}
+    found: dict[str, dict[str, list[str]]] = {"missing": {}, "unfinished": {}, "foreign": {}}
+    for rel in expected:
+        state = _run_state(rel, by_path)
+        if state != "finished":
+            folder, _, seed = rel.rpartition("/")
+            found[state].setdefault(folder, []).append(seed.removeprefix("seed"))
+    lines = []
+    for folder in dict.fromkeys(f for states in found.values() for f in states):
+        parts = []
+        for label, states in found.items():
+            if folder in states:
+                s = states[folder]
+                parts.append(f"seed{'s' if len(s) > 1 else ''} {', '.join(s)} {label}")
+        lines.append(f"{folder}: {'; '.join(parts)}")
+    return lines
+
+
+
+def grid_progress(expected: Iterable[str], records: Iterable[dict]) -> pd.DataFrame:
+    """Per grid (the first folder of an ``expected`` run): how many runs the grid files ask for and
+    how many of them have a finished record of the configuration asked for (a record in a grid's folder
+    counts by what it is, not by its folder's name), in the order the grids first appear."""
+    by_path = {r.get("path"): r for r in records}
+    rows: dict[str, dict] = {}
+    for rel in expected:
+        row = rows.setdefault(rel.split("/")[0], {"grid": rel.split("/")[0], "runs": 0, "finished": 0})
+        row["runs"] += 1
+        row["finished"] += _run_state(rel, by_path) == "finished"
+    return pd.DataFrame(list(rows.values()), columns=["grid", "runs", "finished"])
+
+
+# A hidden importance sums 40 float32 weights; library versions that add them in another order
+# agree to float32 rounding, far below any real difference.
+IMPORTANCE_ROUNDING = 1e-5
+
+
+_EXACT_FIELDS = ("hidden_firing_rate", "hidden_mean_spike_step", "hidden_silencing_drop")
+
+
+
+def same_numbers(a: dict, b: dict) -> bool:
+    """Whether two finished runs (of any configurations) have the same numbers: every per-epoch
+    number (times excluded) and every per-neuron list. Two configurations that are one operation
+    (feature dropout and dropout2d on this layer) give True for the same seed."""
+    epochs_a, epochs_b = timing_free(a)["epochs"], timing_free(b)["epochs"]
+    return (is_finished(a) and is_finished(b) and epochs_a == epochs_b
+            and all(a.get(k) == b.get(k) for k in ("hidden_importance", *_EXACT_FIELDS)))
+
+
+REPRODUCED = ("identical", "reproduced")
+
+
+
+def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: Iterable[tuple[str, str]] = (),
+                    expected: Iterable[str] | None = None,
+                    reference_refused: Iterable[tuple[str, str]] = ()) -> list[dict]:
+    """Each rerun record against the reference record with the same ``path``, and every rerun that
+    should be there and is not.
+
+    One row per run, sorted by ``path``, with both wall times, ``verdict`` and ``why``: ``identical``
+    (configuration, every per-epoch number and every per-neuron number equal), ``reproduced`` (the
+    same, except hidden importances equal only to float32 rounding, same ranking), ``differs``,
+    ``unfinished``, ``no reference`` (a rerun record with no reference at its place), ``refused`` (a
+    rerun file that is not read: damaged, edited, a second copy of a run; ``refused`` lists them as
+    :func:`scan_records` does), ``reference refused`` (the reference file is not read, named in
+    ``reference_refused``) or ``missing`` (a run of ``expected``, by default every reference record's
+    path, with no rerun record). Only ``identical`` and ``reproduced`` reproduce (:data:`REPRODUCED`).
+    Times and provenance are not compared; the rerun's commit and device are listed.
+    """
+    reference = list(reference)
+    by_path = {r["path"]: r for r in reference}
+    bad_reference = dict(reference_refused)
+    rows = []
+    for rel, why in refused:
+        rows.append({"path": rel, "rerun_wall_time_s": None, "reference_wall_time_s": None, "rerun_git_commit": None,
+                     "rerun_device_name": None, "importance_difference": None, "verdict": "refused", "why": why})
+    for new in rerun:
+        old = by_path.get(new["path"])
+        row = {"path": new["path"], "rerun_wall_time_s": new.get("wall_time_s"),
+               "reference_wall_time_s": None if old is None else old.get("wall_time_s"),
+               "rerun_git_commit": new.get("git_commit"), "rerun_device_name": new.get("device_name"),
+               "importance_difference": None, "why": None}
+        if old is None and new["path"] in bad_reference:
+            row.update(verdict="reference refused", why=bad_reference[new["path"]])
+        elif old is None:
+            row["verdict"] = "no reference"
+        elif not (is_finished(new) and is_finished(old)):
+            row["verdict"] = "unfinished"
+        else:
+            imp_old, imp_new = np.asarray(old["hidden_importance"]), np.asarray(new["hidden_importance"])
+            same_shape = imp_old.shape == imp_new.shape
+            difference = float(np.abs(imp_old - imp_new).max()) if same_shape and imp_old.size else 0.0
+            row["importance_difference"] = difference if same_shape else None
+            same = (old["config"] == new["config"]
+                    and timing_free(old)["epochs"] == timing_free(new)["epochs"]
+                    and all(old.get(k) == new.get(k) for k in _EXACT_FIELDS))
+            if same and same_shape and difference == 0.0:
+                row["verdict"] = "identical"
+            elif (same and same_shape and difference <= IMPORTANCE_ROUNDING
+                  and np.array_equal(np.argsort(imp_old, kind="stable"), np.argsort(imp_new, kind="stable"))):
+                row["verdict"] = "reproduced"
+            else:
+                row["verdict"] = "differs"
+        rows.append(row)
+    present = {row["path"] for row in rows}
+    for rel in (by_path if expected is None else expected):
+        if rel not in present:
+            old = by_path.get(rel)
+            rows.append({"path": str(rel), "rerun_wall_time_s": None,
+                         "reference_wall_time_s": None if old is None else old.get("wall_time_s"),
+                         "rerun_git_commit": None, "rerun_device_name": None, "importance_difference": None,
+                         "verdict": "missing", "why": "no rerun record"})
+            present.add(rel)
+    return sorted(rows, key=lambda row: row["path"])
