@@ -100,6 +100,22 @@ def test_compare_records_verdicts():
     assert verdicts == {"a": "identical", "b": "reproduced", "c": "differs", "d": "unfinished", "e": "no reference"}
 
 
+def test_a_differing_rerun_says_where_it_first_differs():
+    old = make_record(path="a")
+    last = len(old["epochs"])
+    new = copy.deepcopy(old)
+    new["epochs"][-1]["test_acc"] = 0.5
+    assert PG.first_difference(old, new) == f"epoch {last} test_acc {old['epochs'][-1]['test_acc']!r:.10} -> 0.5"
+    new["epochs"][0]["train_loss"] += 1.0  # the first epoch that differs is named
+    assert PG.first_difference(old, new).startswith("epoch 1 train_loss")
+    row, = PG.compare_records([old], [new])
+    assert row["verdict"] == "differs" and row["why"].startswith("epoch 1 train_loss")
+    other = copy.deepcopy(old)
+    other["config"]["lr"] = 0.5
+    assert PG.first_difference(old, other) == "configuration differs in lr"
+    assert PG.first_difference(old, copy.deepcopy(old)) is None
+
+
 def test_formatting_helpers():
     assert R.mean_std([0.5, 0.7], 100, 1) == "60.0 ± 14.1" and R.mean_std([], 1) == "-"
     assert R.signed_interval(0.0042, 0.0024, 0.0059, 100) == "+0.42 [+0.24, +0.59]"

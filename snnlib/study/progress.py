@@ -114,6 +114,26 @@ def same_numbers(a: dict, b: dict) -> bool:
 REPRODUCED = ("identical", "reproduced")
 
 
+def first_difference(old: dict, new: dict) -> str | None:
+    """Where two finished records first differ, in words: the configuration's keys, else the first
+    per-epoch number (``epoch 1 train_loss 0.3889 -> 0.3886``), else a per-neuron list; None when the
+    configuration, the epochs and the per-neuron lists other than the importances are equal."""
+    if old["config"] != new["config"]:
+        keys = sorted(k for k in {*old["config"], *new["config"]} if old["config"].get(k) != new["config"].get(k))
+        return f"configuration differs in {', '.join(keys)}"
+    epochs_old, epochs_new = timing_free(old)["epochs"], timing_free(new)["epochs"]
+    if len(epochs_old) != len(epochs_new):
+        return f"{len(epochs_old)} epochs -> {len(epochs_new)}"
+    for a, b in zip(epochs_old, epochs_new, strict=True):
+        for key in sorted({*a, *b}):
+            if a.get(key) != b.get(key):
+                return f"epoch {a.get('epoch')} {key} {a.get(key)!r:.10} -> {b.get(key)!r:.10}"
+    for key in _EXACT_FIELDS:
+        if old.get(key) != new.get(key):
+            return f"{key} differs"
+    return None
+
+
 
 def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: Iterable[tuple[str, str]] = (),
                     expected: Iterable[str] | None = None,
@@ -164,7 +184,7 @@ def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: I
                   and np.array_equal(np.argsort(imp_old, kind="stable"), np.argsort(imp_new, kind="stable"))):
                 row["verdict"] = "reproduced"
             else:
-                row["verdict"] = "differs"
+                row.update(verdict="differs", why=first_difference(old, new) or "hidden_importance differs")
         rows.append(row)
     present = {row["path"] for row in rows}
     for rel in (by_path if expected is None else expected):
