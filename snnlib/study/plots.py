@@ -51,9 +51,6 @@ def metric_label(metric: str) -> str:
     return f"{name} (%)" if metric in R.ACCURACY_METRICS else name
 
 
-def _scale(metric: str) -> float:
-    return 100.0 if metric in R.ACCURACY_METRICS else 1.0
-
 
 def _empty(ax: plt.Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
@@ -79,7 +76,7 @@ def plot_band(ax: plt.Axes, runs: pd.DataFrame, metric: str, label: str | None =
     epoch, mean, std, n = curve(R.epochs_table(runs["record"]) if len(runs) else pd.DataFrame(), metric)
     if len(epoch) == 0:
         return
-    k = _scale(metric)
+    k = R.metric_scale(metric)
     if label and show_n:
         label += f" (n={n.max()})" if n.min() == n.max() else f" (n={n.min()}-{n.max()})"
     line, = ax.plot(epoch, mean * k, marker="o" if len(epoch) <= 25 else None, markersize=3, label=label, **style)
@@ -148,7 +145,7 @@ def plot_final(table: pd.DataFrame, metric: str, datasets: Sequence[str] = R.DAT
     kinds = [k for k in KINDS if k != "none"]
     fig, axes = plt.subplots(1, len(datasets), figsize=(panel_size[0] * len(datasets), panel_size[1]),
                              squeeze=False)
-    k = _scale(metric)
+    k = R.metric_scale(metric)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         base = R.base_runs(table, dataset)[metric].astype(float) * k
         if len(base):
@@ -302,7 +299,7 @@ def plot_rate_mask(table: pd.DataFrame, datasets: Sequence[str] = R.DATASETS, me
     dataset."""
     fig, axes = plt.subplots(1, len(datasets), figsize=(panel_size[0] * len(datasets), panel_size[1]),
                              squeeze=False)
-    k = _scale(metric)
+    k = R.metric_scale(metric)
     masks = {"step": ("o", -0.006, "a new mask every step"), "sample": ("s", 0.006, "one mask per sample")}
     for ax, dataset in zip(axes[0], datasets, strict=True):
         _base_reference(ax, R.base_runs(table, dataset)[metric].astype(float) * k)
@@ -379,7 +376,7 @@ def plot_site_differences(table: pd.DataFrame, metric: str = "test_acc", dataset
     # feature dropout is another kind's operation at every site (dropout2d's; on the input spikes dropout's)
     kinds = [k for k in SITES.DROPOUT_KINDS if k != "feature"]
     fig, axes = plt.subplots(1, len(datasets), figsize=(width, 0.42 * len(kinds) + 1.7), squeeze=False, sharey=True)
-    k = _scale(metric)
+    k = R.metric_scale(metric)
     offsets = dict(zip(sites, np.linspace(-0.22, 0.22, len(sites)), strict=True))
     for ax, dataset in zip(axes[0], datasets, strict=True):
         base = R.base_runs(table, dataset)[metric].astype(float).dropna() * k

@@ -175,16 +175,15 @@ def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: I
             same_shape = imp_old.shape == imp_new.shape
             difference = float(np.abs(imp_old - imp_new).max()) if same_shape and imp_old.size else 0.0
             row["importance_difference"] = difference if same_shape else None
-            same = (old["config"] == new["config"]
-                    and timing_free(old)["epochs"] == timing_free(new)["epochs"]
-                    and all(old.get(k) == new.get(k) for k in _EXACT_FIELDS))
+            why = first_difference(old, new)
+            same = why is None
             if same and same_shape and difference == 0.0:
                 row["verdict"] = "identical"
             elif (same and same_shape and difference <= IMPORTANCE_ROUNDING
                   and np.array_equal(np.argsort(imp_old, kind="stable"), np.argsort(imp_new, kind="stable"))):
                 row["verdict"] = "reproduced"
             else:
-                row.update(verdict="differs", why=first_difference(old, new) or "hidden_importance differs")
+                row.update(verdict="differs", why=why or "hidden_importance differs")
         rows.append(row)
     present = {row["path"] for row in rows}
     for rel in (by_path if expected is None else expected):

@@ -28,7 +28,7 @@ from scipy import optimize, stats
 from snnlib.study import preregistration as P
 from snnlib.study import records as R
 from snnlib.study.claims import ALPHA, Test, apply_holm, welch_test
-from snnlib.study.sites import QUESTION_SEEDS, _scale, join_words
+from snnlib.study.sites import QUESTION_SEEDS, difference_format, join_words
 
 RATES = (0.1, 0.2, 0.3, 0.5)
 # one mask per sample for dropout on the current is dropout2d (and for alpha, feature alpha dropout)
@@ -180,7 +180,7 @@ def power_sentence(table: pd.DataFrame, dataset: str, metric: str = "test_acc", 
     given the base network's seed standard deviation on ``dataset``: at Holm's strictest threshold of each
     question's family, with :data:`QUESTION_SEEDS` seeds per new cell (and the planned base seeds)."""
     sd, n = base_seed_sd(table, dataset, metric)
-    scale, digits, unit = _scale(metric)
+    scale, digits, unit = difference_format(metric)
     name = R.DATASET_NAMES[dataset]
     if math.isnan(sd):
         return f"{name}: the base network needs two finished seeds for a power estimate."
@@ -211,7 +211,7 @@ def describe_secondary(test: Test) -> str:
     """One test of the study's own questions (:func:`mask_tests`, :func:`rate_tests`, :func:`budget_tests`) in
     words: ``p = 0.5, a new mask every step against one per sample, test accuracy +0.78 points [+0.67, +0.89]
     (10 vs 10 seeds, Holm p = 3.2e-05): higher``."""
-    scale, digits, unit = _scale(test.metric)
+    scale, digits, unit = difference_format(test.metric)
     where = f"{_question(test)}, {R.METRIC_NAMES.get(test.metric, test.metric)}"
     if test.label == "no data":
         return f"{where}: waiting for runs"
@@ -258,7 +258,7 @@ def family_sentences(tests: Sequence[Test]) -> list[str]:
         significant: dict[str, list[str]] = {}
         for t in done:
             if t.label in ("higher", "lower"):
-                scale, digits, unit = _scale(t.metric)
+                scale, digits, unit = difference_format(t.metric)
                 significant.setdefault(_question(t), []).append(
                     f"{R.METRIC_NAMES.get(t.metric, t.metric)} {t.label} ({t.difference * scale:+.{digits}f}{unit})")
         count = sum(len(items) for items in significant.values())
@@ -365,7 +365,7 @@ def secondary_table(tests: Sequence[Test]) -> str:
     for t in tests:
         if t.label == "no data":
             continue
-        scale, digits, _ = _scale(t.metric)
+        scale, digits, _ = difference_format(t.metric)
         rows.append([R.DATASET_NAMES.get(t.dataset, t.dataset), _question(t), R.METRIC_NAMES.get(t.metric, t.metric),
                      f"{t.n_variant} vs {t.n_base}", R.signed_interval(t.difference, t.ci_low, t.ci_high, scale, digits),
                      R.p_text(t.p_holm), t.label])

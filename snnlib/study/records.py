@@ -91,6 +91,11 @@ METRIC_NAMES = {"train_loss": "training loss (dropout on)", "train_acc": "traini
                 "gap": "training minus test accuracy (dropout off)"}
 
 
+def metric_scale(metric: str) -> float:
+    """The factor that shows a metric as the tables do: accuracies in percent (points), losses as they are."""
+    return 100.0 if metric in ACCURACY_METRICS else 1.0
+
+
 # ---------------------------------------------------------------- reading
 
 def run_key(record: dict) -> str:

@@ -42,10 +42,11 @@ def seed_text(seeds: Iterable[int]) -> str:
     return ", ".join(parts)
 
 
-
-def _scale(metric: str) -> tuple[float, int, str]:
-    """(scale, decimals, unit of a difference) of a metric: accuracies in percentage points."""
-    return (100.0, 2, " points") if metric in R.ACCURACY_METRICS else (1.0, 4, "")
+def difference_format(metric: str) -> tuple[float, int, str]:
+    """(scale, decimals, unit) that a difference of ``metric`` is written with: accuracies in percentage
+    points (:func:`snnlib.study.records.metric_scale`), losses with four decimals."""
+    digits, unit = (2, " points") if metric in R.ACCURACY_METRICS else (4, "")
+    return R.metric_scale(metric), digits, unit
 
 
 
@@ -124,7 +125,7 @@ def sites_with_runs(table: pd.DataFrame, dataset: str, sites: Sequence[str] = P.
 
 
 def _cell(values: pd.Series, metric: str, with_n: bool = True) -> str:
-    scale, digits, _ = _scale(metric)
+    scale, digits, _ = difference_format(metric)
     values = values.astype(float).dropna()
     return f"{R.mean_std(values, scale, digits)}" + (f" ({len(values)})" if with_n else "") if len(values) else "waiting"
 
@@ -162,7 +163,7 @@ def site_full_table(table: pd.DataFrame, dataset: str, metrics: Sequence[str] = 
         none = r["variant"] == "none"
         cells = []
         for m in metrics:
-            scale, digits, _ = _scale(m)
+            scale, digits, _ = difference_format(m)
             mean, std = r[f"{m}_mean"] * scale, r[f"{m}_std"] * scale
             cells.append(f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}")
         rows.append([R.KIND_NAMES[r["variant"]], "-" if none else r["site"], r["n"], *cells])
@@ -175,7 +176,7 @@ def site_full_table(table: pd.DataFrame, dataset: str, metrics: Sequence[str] = 
 def differences_sentence(table: pd.DataFrame, dataset: str, metric: str = "test_acc") -> str:
     """The last epoch's ``metric`` of the base network on ``dataset`` and, at each site with runs, each
     distinct kind's mean minus the base network's (seeds in brackets), in one sentence."""
-    name, (scale, digits, unit) = R.DATASET_NAMES[dataset], _scale(metric)
+    name, (scale, digits, unit) = R.DATASET_NAMES[dataset], difference_format(metric)
     base = R.base_runs(table, dataset)[metric].astype(float).dropna()
     if base.empty:
         return f"{name}: no finished run of the base network yet."

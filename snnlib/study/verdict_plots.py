@@ -13,7 +13,7 @@ import pandas as pd
 from snnlib.study import preregistration as P
 from snnlib.study import records as R
 from snnlib.study.claims import kind_name
-from snnlib.study.plots import _empty, _scale
+from snnlib.study.plots import _empty
 
 LABEL_COLORS = {"yes": "#1a7f37", "better": "#1a7f37", "contrary": "#c62828", "worse": "#c62828",
                 "not significant": "0.55", "no data": "0.8"}
@@ -167,7 +167,7 @@ def plot_secondary_tests(tests: Sequence, names: Callable[[object], str], differ
     fig, axes = plt.subplots(len(shown), 1, figsize=(width, sum(heights) + 0.5), squeeze=False,
                              gridspec_kw={"height_ratios": heights})
     for ax, metric in zip(axes[:, 0], shown, strict=True):
-        chosen, k = done[metric], _scale(metric)
+        chosen, k = done[metric], R.metric_scale(metric)
         for row, t in enumerate(chosen):
             shade = SIGNIFICANT_COLOR if t.label in ("higher", "lower") else LABEL_COLORS["not significant"]
             ends = [t.ci_low * k, t.ci_high * k] if not math.isnan(t.ci_low) else [t.difference * k] * 2
