@@ -9,6 +9,11 @@ does not accept (not sealed, damaged, edited after it was written), is not copie
 (``python -m snnlib seal SOURCE``; ``make land FROM=SOURCE`` does both). Then run ``make results`` to
 regenerate the README and the analysis chapters from DEST.
 
+A run whose uncertainty evaluations are planned (``snnlib.study.preregistration.planned_evaluations``:
+its own ``uncertainty.json``, the ensemble of its seed group) is held back until SOURCE holds them
+(``scripts/run_uncertainty.sh SOURCE``): they need the run's weights, which are not committed and do not
+outlive the machine that trained it.
+
 Usage: python scripts/land_records.py SOURCE [--dest results] [--dry-run]
 """
 
@@ -20,17 +25,23 @@ import sys
 import warnings
 from pathlib import Path
 
+from snnlib.study.preregistration import planned_evaluations
 from snnlib.study.records import is_finished, load_records
 
 
-def landing(source: Path, dest: Path) -> tuple[list[Path], list[str]]:
-    """(files to copy, relative to ``source``; conflicts, one line each)."""
+def landing(source: Path, dest: Path) -> tuple[list[Path], list[str], list[str]]:
+    """(files to copy, relative to ``source``; conflicts, one line each; runs held back, one line each)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        finished = [r["path"] for r in load_records(source) if is_finished(r)]
-    wanted = []
-    for rel in finished:
-        folder = Path(rel)
+        finished = [r for r in load_records(source) if is_finished(r)]
+    wanted, waiting = [], []
+    for record in finished:
+        folder = Path(record["path"])
+        missing = [e for e in planned_evaluations(record["path"], record["config"])
+                   if not (source / e).exists() and not (dest / e).exists()]
+        if missing and not (dest / folder / "metrics.json").exists():
+            waiting.append(f"{folder} waits for {', '.join(missing)} (scripts/run_uncertainty.sh {source})")
+            continue
         wanted.append(folder / "metrics.json")
         if (source / folder / "uncertainty.json").exists():
             wanted.append(folder / "uncertainty.json")
@@ -43,7 +54,7 @@ def landing(source: Path, dest: Path) -> tuple[list[Path], list[str]]:
                 conflicts.append(f"{target} differs from {source / rel}; left as it is")
             continue
         copies.append(rel)
-    return copies, conflicts
+    return copies, conflicts, waiting
 
 
 def main() -> int:
@@ -55,15 +66,18 @@ def main() -> int:
     if not args.source.is_dir():
         print(f"error: no results folder {args.source}", file=sys.stderr)
         return 2
-    copies, conflicts = landing(args.source, args.dest)
+    copies, conflicts, waiting = landing(args.source, args.dest)
     for rel in copies:
         print(f"{'would land' if args.dry_run else 'landed'} {rel}")
         if not args.dry_run:
             (args.dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(args.source / rel, args.dest / rel)
+    for line in waiting:
+        print(f"held back: {line}")
     for line in conflicts:
         print(f"error: {line}", file=sys.stderr)
-    print(f"{len(copies)} files {'to land' if args.dry_run else 'landed'}, {len(conflicts)} conflicts")
+    print(f"{len(copies)} files {'to land' if args.dry_run else 'landed'}, {len(waiting)} runs held back, "
+          f"{len(conflicts)} conflicts")
     return 1 if conflicts else 0
 
 

@@ -8,8 +8,10 @@
 # JOBS runners go through the same list side by side, one thread each: a runner leaves a configuration
 # that another is training to it (``busy``) and takes the next. Resumable: run it again after an
 # interruption; a stop loses at most the epoch in flight. glibc's allocator settings and one thread per run
-# are set by the runner (snnlib.experiment.system.ALLOCATOR_ENV).
-# Usage: scripts/run_study.sh [RESULTS_DIR] [JOBS]   (defaults: results 2)
+# are set by the runner (snnlib.experiment.system.ALLOCATOR_ENV). The uncertainty evaluations
+# (scripts/run_uncertainty.sh) follow the runs as they finish.
+# Usage: scripts/run_study.sh [RESULTS_DIR] [JOBS]   (defaults: results 2; STAGGER=20 seconds between the
+# runners' starts, EVALUATE_EVERY=300 seconds between two rounds of evaluations)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:-results}
@@ -31,7 +33,21 @@ trap 'trap - INT TERM; kill -TERM 0; wait; exit 130' INT TERM
 for ((j = 1; j <= JOBS; j++)); do
   one_runner > >(sed -u "s/^/[runner $j] /") 2>&1 &
   pids+=($!)
-  sleep 20  # the first runner takes its first configuration before the next one looks
+  sleep "${STAGGER:-20}"  # the first runner takes its first configuration before the next one looks
+done
+# The uncertainty evaluations of the runs that have finished, every few minutes while the runners go and
+# once after them: they need a run's weights, which are not committed and do not outlive this machine
+# (scripts/land_records.py lands such a run only with its evaluations).
+evaluate_finished() {
+  scripts/run_uncertainty.sh "$RESULTS" 2>&1 | grep -v -e 'not finished yet' -e 'waits for its base runs' \
+    | sed -u "s/^/[uncertainty] /"
+}
+while :; do
+  alive=0
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+  evaluate_finished
+  [ "$alive" = 0 ] && break
+  sleep "${EVALUATE_EVERY:-300}"
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done

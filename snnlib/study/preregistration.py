@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from scipy import stats
 
@@ -284,6 +285,30 @@ MILD_SHIFT_SETS = {"mnist": ("rotate30",), "cifar10": ("noise1", "noise2", "blur
 UNCERTAINTY_PRIMARY_METRICS = (("test", "nll"), ("test", "ece"), ("ood", "auroc_max_prob"),
                                ("mild_shift", "nll"), ("mild_shift", "ece"))
 MAJORITY = 3  # of the 5 primary metrics
+
+
+def planned_evaluations(folder: str, config: dict) -> tuple[str, ...]:
+    """The uncertainty evaluations made from the run in ``folder`` (``grid/dataset/cell/seedN``, relative
+    to the results folder) with configuration ``config``, as files relative to the results folder.
+
+    Its own ``uncertainty.json`` for the base network and each of :data:`UNCERTAINTY_KINDS` at the paper's
+    cell (p = 0.5, a new mask every step, 20 epochs, seeds 0-9 of the paper grid) and for every run of
+    the rates grid; the ensemble of its seed group (:data:`ENSEMBLES`) for a base run of the paper or the
+    ensembles grid. ``scripts/run_uncertainty.sh`` makes them; a run lands only with them
+    (``scripts/land_records.py``), because they need its weights, which are not committed.
+    """
+    path = PurePosixPath(folder)
+    grid, seed, variant = path.parts[0], config["seed"], config["variant"]
+    paper_cell = (config["site"] == "current" and not config["time_consistent"] and config["epochs"] == 20
+                  and config["p"] == (0.0 if variant == "none" else 0.5))
+    planned = []
+    if grid == "rates" or (grid == "paper" and paper_cell and seed in TEN
+                           and variant in ("none", *UNCERTAINTY_KINDS)):
+        planned.append(str(path / "uncertainty.json"))
+    group = next((g for g in ENSEMBLES if seed in g), None)
+    if grid in ("paper", "ensembles") and paper_cell and variant == "none" and group is not None:
+        planned.append(str(path.parent / f"ensemble_seeds{''.join(map(str, group))}.json"))
+    return tuple(planned)
 
 # ---------------------------------------------------------------- changes after the fixing commit
 
