@@ -102,3 +102,29 @@ def test_the_map_of_the_library_draws_what_the_code_imports(tmp_path):
     assert ("study", "experiment") in edges and ("experiment", "model") in edges
     script["draw"](tmp_path / "map.png")
     assert (tmp_path / "map.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_every_file_the_readme_and_the_chapters_name_exists():
+    """Relative links of the README and the book's pages, and every ``snnlib/...py`` path they name in
+    text, point at files that exist (a module moved into a package leaves no dangling name behind)."""
+    import json
+    import os
+    import re
+
+    texts = {"README.md": (ROOT / "README.md").read_text()}
+    texts |= {str(p.relative_to(ROOT)): p.read_text() for p in sorted((ROOT / "book").glob("*.md"))}
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):  # the book reads them as book/notebooks/
+        cells = json.loads(nb.read_text())["cells"]
+        texts[f"book/notebooks/{nb.name}"] = "\n".join("".join(c["source"]) for c in cells
+                                                       if c["cell_type"] == "markdown")
+    dangling = []
+    for name, text in texts.items():
+        links = re.findall(r"\]\(([^)#\s]+)", text)
+        for target in [t for t in links if "://" not in t and not t.startswith("mailto:")]:
+            # resolved as the book does, by the path's words (book/notebooks is a link to ../notebooks)
+            if not (ROOT / os.path.normpath(Path(name).parent / target)).exists():
+                dangling.append(f"{name}: link {target}")
+        for module in set(re.findall(r"\bsnnlib/[\w/]+\.py\b", text)):
+            if not (ROOT / module).exists():
+                dangling.append(f"{name}: {module}")
+    assert not dangling, dangling
