@@ -79,6 +79,11 @@ def test_project_grids_are_valid_and_complete():
     more = grid_specs("paper_seeds")
     assert len(more) == 2 * 5 * 5 and not {s.rel for s in more} & {s.rel for s in paper}
     assert {s.config["seed"] for s in more} == {5, 6, 7, 8, 9}
+    # the base runs of each dataset first: seeds 5-9 of the base network are one ensemble (uncertainty),
+    # evaluated on the machine that trained all five
+    for dataset in ("mnist", "cifar10"):
+        order = [s.config["variant"] for s in more if s.config["dataset"] == dataset]
+        assert order[:5] == ["none"] * 5 and "none" not in order[5:]
     # the C3 control: the initial weights of base seed s, another sample order
     control = grid_specs("control")
     assert {(s.config["init_seed"], s.config["seed"]) for s in control} == {(s, 100 + s) for s in range(10)}
