@@ -4,6 +4,7 @@ round trip, the CLI, and that the committed README matches the committed records
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,26 @@ def test_grid_progress_counts_finished_runs_per_results_folder():
                                         {"grid": "sites", "runs": 1, "finished": 0}]
 
 
+def test_hours_left_take_the_time_per_epoch_of_the_most_alike_finished_runs():
+    """A missing run is priced at its epochs times the median seconds per epoch of the finished runs of its
+    own cell, else of its kind at any site, else of its dataset; without any run of its dataset, NaN."""
+    done = [make_record(variant="dropout", seed=s, epochs=2, path=f"paper/mnist/dropout/seed{s}") for s in (0, 1, 2)]
+    for record, seconds in zip(done, (100.0, 120.0, 400.0), strict=True):
+        record["wall_time_s"] = seconds  # 50, 60 and 200 s per epoch: the median is 60
+    hidden = make_record(variant="alpha", site="hidden", epochs=2, path="sites/mnist/alpha_hidden/seed0")
+    hidden["wall_time_s"] = 1000.0  # 500 s per epoch, another kind
+    own = {"dataset": "mnist", "site": "current", "variant": "dropout", "p": 0.5, "time_consistent": False}
+    expected = [PG.ExpectedRun(r["path"], r["config"]) for r in (*done, hidden)]
+    expected += [PG.ExpectedRun("paper/mnist/dropout/seed3", {**own, "epochs": 30}),  # its cell: 30 x 60 s
+                 PG.ExpectedRun("sites/mnist/dropout_input/seed0", {**own, "site": "input", "epochs": 60}),  # kind
+                 PG.ExpectedRun("sites/mnist/alpha_hidden/seed1", {**hidden["config"], "epochs": 36}),  # cell: 500 s
+                 PG.ExpectedRun("budget/cifar10/none/seed0", {**own, "dataset": "cifar10", "epochs": 60})]
+    table = PG.hours_left(expected, [*done, hidden]).set_index("grid")
+    assert table.loc["paper", "runs_left"] == 1 and table.loc["paper", "hours_left"] == pytest.approx(0.5)
+    assert table.loc["sites", "runs_left"] == 2 and table.loc["sites", "hours_left"] == pytest.approx(1.0 + 5.0)
+    assert table.loc["budget", "runs_left"] == 1 and math.isnan(table.loc["budget", "hours_left"])
+
+
 def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
     results = tmp_path / "results"
     for seed, (base, drop) in enumerate([(0.970, 0.975), (0.971, 0.976), (0.972, 0.974)]):
@@ -51,7 +72,7 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
                                    path=f"paper/mnist/dropout_p0.5_step_current/seed{seed}"))
     grids = small_grid(tmp_path / "grids")
     text = report.study_report(results, grids)
-    assert "| paper | 6 | 6 |" in text and "| all | 6 | 6 |" in text
+    assert "| paper | 6 | 6 | 0.0 |" in text and "| all | 6 | 6 | 0.0 |" in text
     assert "| MNIST | dropout | 0.5 | per step | current | 20 | 3 | 97.50 ± 0.10 |" in text
     assert text.startswith("**Where the study stands:** 6 of the 6 runs of the design have finished; the design "
                            "is complete.")

@@ -4,6 +4,7 @@ reproduces the records."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,6 +92,40 @@ def grid_progress(expected: Iterable[str], records: Iterable[dict]) -> pd.DataFr
         row["runs"] += 1
         row["finished"] += _run_state(rel, by_path) == "finished"
     return pd.DataFrame(list(rows.values()), columns=["grid", "runs", "finished"])
+
+
+# From the most alike finished runs to the least: the keys of a configuration that set a run's cost
+# (the kind before the site: per-step alpha dropout on the input spikes costs 8-14x the other kinds there)
+_COST_KEYS = (("dataset", "site", "variant", "p", "time_consistent"), ("dataset", "site", "variant"),
+              ("dataset", "variant"), ("dataset",))
+
+
+def hours_left(expected: Iterable[ExpectedRun], records: Iterable[dict]) -> pd.DataFrame:
+    """Per grid (as :func:`grid_progress`): the runs not finished and an estimate of their single-run
+    wall time in hours. A run's estimate is the epochs it asks for times the median seconds per epoch
+    (a finished run's whole wall time over its epochs) of the finished runs most like it: the same
+    dataset, site, kind, rate and mask; else the same dataset, site and kind; else dataset and kind (any
+    site); else dataset. NaN where no finished run of its dataset exists. A rough guide to plan by, not a
+    measurement: the machine's load changes a run's time by tens of percent."""
+    records = list(records)
+    by_path = {r.get("path"): r for r in records}
+    per_epoch: dict[tuple, list[float]] = {}
+    for r in records:
+        if is_finished(r) and r.get("wall_time_s") and isinstance(r.get("config"), dict):
+            for keys in _COST_KEYS:
+                key = (keys, *(r["config"].get(k) for k in keys))
+                per_epoch.setdefault(key, []).append(float(r["wall_time_s"]) / len(r["epochs"]))
+    rows: dict[str, dict] = {}
+    for rel in expected:
+        row = rows.setdefault(rel.split("/")[0], {"grid": rel.split("/")[0], "runs_left": 0, "hours_left": 0.0})
+        config = getattr(rel, "config", None)
+        if _run_state(rel, by_path) == "finished" or config is None:
+            continue
+        row["runs_left"] += 1
+        seconds = next((np.median(per_epoch[key]) for keys in _COST_KEYS
+                        if (key := (keys, *(config.get(k) for k in keys))) in per_epoch), math.nan)
+        row["hours_left"] += seconds * config["epochs"] / 3600
+    return pd.DataFrame(list(rows.values()), columns=["grid", "runs_left", "hours_left"])
 
 
 # A hidden importance sums 40 float32 weights; library versions that add them in another order

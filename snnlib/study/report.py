@@ -26,16 +26,24 @@ HEATMAP_PNG = "uncertainty_verdict.png"
 
 
 def progress_table(records: list[dict], grids_dir: str | Path) -> str:
-    """Per results folder of the grid files (except the smoke test): runs asked for and runs finished."""
+    """Per results folder of the grid files (except the smoke test): runs asked for, runs finished and the
+    estimated single-run hours of the rest (:func:`progress.hours_left`)."""
     progress = _progress(records, grids_dir)
-    rows = [[r.grid, r.runs, r.finished] for r in progress.itertuples()]
-    rows.append(["all", int(progress["runs"].sum()), int(progress["finished"].sum())])
-    return R.markdown_table(["grid", "runs", "finished"], rows)
+    rows = [[r.grid, r.runs, r.finished, _hours(r.hours_left)] for r in progress.itertuples()]
+    rows.append(["all", int(progress["runs"].sum()), int(progress["finished"].sum()),
+                 _hours(progress["hours_left"].sum(skipna=False))])
+    return R.markdown_table(["grid", "runs", "finished", "hours left (estimate, one run at a time)"], rows)
+
+
+def _hours(hours: float) -> str:
+    return "-" if math.isnan(hours) else f"{hours:.1f}"
 
 
 def _progress(records: list[dict], grids_dir: str | Path):
+    """:func:`progress.grid_progress` with the columns of :func:`progress.hours_left`."""
     grids = [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
-    return PG.grid_progress(PG.expected_runs(grids), records)
+    expected = PG.expected_runs(grids)
+    return PG.grid_progress(expected, records).merge(PG.hours_left(expected, records), on="grid")
 
 
 def compute_table(table) -> str:
@@ -93,8 +101,9 @@ def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Pat
     runs, done = int(progress["runs"].sum()), int(progress["finished"].sum())
     open_grids = [f"{r.grid} ({r.finished} of {r.runs})" for r in progress.itertuples() if r.finished < r.runs]
     status = (f"**Where the study stands:** {done} of the {runs} runs of the design have finished"
-              + (f"; still running: {', '.join(open_grids)}. A verdict marked *not enough data* waits for them."
-                 if open_grids else "; the design is complete."))
+              + (f"; still running: {', '.join(open_grids)}, about {_hours(progress['hours_left'].sum(skipna=False))} "
+                 "hours of single-run time left (estimated from the finished runs' time per epoch). A verdict "
+                 "marked *not enough data* waits for them." if open_grids else "; the design is complete."))
     lines = [status, ""]
     for claim in ("C1", "C2", "C3"):
         lines.append(f"**{claim}** (the paper: {C.CLAIM_TEXT[claim]}):")
