@@ -83,7 +83,7 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
             "current, ") in text
     assert "](results/figures/primary_tests.png)" in text
     assert "Uncertainty" not in text  # no evaluation under results
-    assert "| paper | MNIST | 6 |" in text
+    assert "| paper | MNIST | 6 |" in text and "| all |  | 6 | 0.00 |" in text
 
 
 def test_report_block_round_trip_and_missing_markers():

@@ -48,13 +48,16 @@ def _progress(records: list[dict], grids_dir: str | Path):
 
 def compute_table(table) -> str:
     """What the runs cost: per grid and dataset, runs, hours of single-run wall time, mean
-    seconds per epoch and the largest peak memory of a run (:func:`records.compute_summary`)."""
+    seconds per epoch and the largest peak memory of a run (:func:`records.compute_summary`), and the total."""
     rows = []
-    for r in R.compute_summary(table).itertuples():
+    summary = R.compute_summary(table)
+    for r in summary.itertuples():
         epoch = "-" if math.isnan(r.epoch_s) else f"{r.epoch_s:.1f}"
         peak = "-" if math.isnan(r.peak_rss_mb) else f"{r.peak_rss_mb / 1024:.2f}"
         rows.append([r.grid, R.DATASET_NAMES.get(r.dataset, r.dataset), r.finished, f"{r.hours:.2f}", epoch, peak,
                      "; ".join(r.devices)])
+    if len(summary):
+        rows.append(["all", "", int(summary["finished"].sum()), f"{summary['hours'].sum():.2f}", "", "", ""])
     return R.markdown_table(["grid", "dataset", "finished runs", "hours (one run's clock, summed)",
                              "seconds per epoch", "largest peak memory of a run (GB)", "devices"], rows)
 
