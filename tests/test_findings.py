@@ -315,3 +315,20 @@ def test_same_operation_check_compares_the_runs_of_one_operation_seed_by_seed():
     records[0]["epochs"][-1]["test_acc"] = 0.5
     assert "1 of 2 seeds on MNIST" in SITES.same_operation_check(R.runs_table(records))
     assert SITES.same_operation_check(R.runs_table(records[2:])) == ""
+
+
+def test_uniform_guess_cells_need_every_seed_at_the_loss_of_a_uniform_guess():
+    """A cell is listed when every run's test loss is within 0.001 of ln 10; one seed that learned keeps it
+    out; the base network is never a dropout cell."""
+    from snnlib.study import sites as SITES
+
+    records = [make_record("cifar10", "alpha", s, site="hidden", test_loss=2.3026 + 0.0004 * (s - 1)) for s in range(3)]
+    records += [make_record("cifar10", "feature_alpha", s, site="hidden", test_loss=2.3026) for s in range(2)]
+    records.append(make_record("cifar10", "feature_alpha", 2, site="hidden", test_loss=2.1))
+    records += [make_record("mnist", "none", s, test_loss=2.3026) for s in range(2)]
+    table = R.runs_table(records)
+    assert SITES.uniform_guess_cells(table) == [("cifar10", "alpha", "hidden", 3)]
+    assert SITES.uniform_guess_sentence(table) == (
+        "Ending with the test loss of a uniform guess (ln 10 = 2.3026, within 0.001) in every seed: CIFAR-10 "
+        "alpha dropout on the hidden spikes (3 of 3 seeds).")
+    assert SITES.uniform_guess_sentence(R.runs_table(records[3:])).startswith("No cell ends with")

@@ -267,3 +267,33 @@ def same_operation_check(table: pd.DataFrame) -> str:
             parts.append(f"{R.KIND_NAMES[kind]} and {R.KIND_NAMES[stands]} on {SITE_WORDS[site]}: the same numbers in "
                          f"{join_words(counts)}")
     return f"Where both kinds of one operation have runs: {'; '.join(parts)}." if parts else ""
+
+
+
+UNIFORM_LOSS = math.log(10)  # the cross-entropy of a uniform guess over ten classes
+UNIFORM_TOLERANCE = 1e-3
+
+
+def uniform_guess_cells(table: pd.DataFrame) -> list[tuple[str, str, str, int]]:
+    """The distinct kind-and-site cells (dataset, kind, site, seeds) in which every finished run ends with a
+    test loss within :data:`UNIFORM_TOLERANCE` of ln 10, the loss of a uniform guess: the readout gives
+    every class about the same probability for every test sample, whatever the input."""
+    cells = []
+    for dataset in R.DATASETS:
+        for site in P.SITES:
+            for kind in P.distinct(site, DROPOUT_KINDS):
+                losses = R.cell_runs(table, dataset, kind, site=site)["test_loss"].astype(float).dropna()
+                if len(losses) and bool(((losses - UNIFORM_LOSS).abs() <= UNIFORM_TOLERANCE).all()):
+                    cells.append((dataset, kind, site, len(losses)))
+    return cells
+
+
+def uniform_guess_sentence(table: pd.DataFrame) -> str:
+    """:func:`uniform_guess_cells` in one sentence."""
+    cells = uniform_guess_cells(table)
+    if not cells:
+        return (f"No cell ends with the loss of a uniform guess (ln 10 = {UNIFORM_LOSS:.4f}, within "
+                f"{UNIFORM_TOLERANCE:g}) in every seed.")
+    names = [f"{R.DATASET_NAMES[d]} {kind_label(s, k)} on {SITE_WORDS[s]} ({n} of {n} seeds)" for d, k, s, n in cells]
+    return (f"Ending with the test loss of a uniform guess (ln 10 = {UNIFORM_LOSS:.4f}, within {UNIFORM_TOLERANCE:g}) "
+            f"in every seed: {join_words(names)}.")
