@@ -28,6 +28,16 @@ one_runner() {
   return "$status"
 }
 
+# A working folder other than results/ starts from what has landed (records, evaluations, ensembles), so
+# that the runner skips those runs; nothing it already holds is overwritten.
+if [ "$(realpath -m "$RESULTS")" != "$(realpath -m results)" ]; then
+  mkdir -p "$RESULTS"
+  (cd results && find . \( -name metrics.json -o -name uncertainty.json -o -name 'ensemble*.json' \) -print0) |
+    while IFS= read -r -d '' file; do
+      [ -e "$RESULTS/$file" ] || { mkdir -p "$RESULTS/$(dirname "$file")" && cp -p "results/$file" "$RESULTS/$file"; }
+    done
+fi
+
 pids=()
 trap 'trap - INT TERM; kill -TERM 0; wait; exit 130' INT TERM
 for ((j = 1; j <= JOBS; j++)); do

@@ -97,8 +97,9 @@ def test_the_landing_command_says_what_it_held_back(tmp_path):
 
 
 def test_the_study_script_evaluates_runs_as_they_finish(tmp_path):
-    """scripts/run_study.sh goes through every grid with each runner and evaluates a finished run of the
-    paper grid while the runners go (here: a stand-in for Python that logs what it is asked to do)."""
+    """scripts/run_study.sh copies the landed records into a new working folder, goes through every grid with
+    each runner and evaluates a finished run of the rates grid while the runners go (here: a stand-in for
+    Python that logs what it is asked to do)."""
     log = tmp_path / "calls.log"
     fake = tmp_path / "python"
     fake.write_text(f"""#!/bin/bash
@@ -107,7 +108,7 @@ if [ "$2" = snnlib ] && [ "$3" = uncertainty ]; then echo '{{}}' > "$4/uncertain
 """)
     fake.chmod(0o755)
     results = tmp_path / "results"
-    run = results / "paper/mnist/dropout_p0.5_step_current/seed0"
+    run = results / "rates/mnist/dropout_p0.1_step_current/seed0"
     run.mkdir(parents=True)
     (run / "metrics.json").write_text('{"status": "finished"}')
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "run_study.sh"), str(results), "2"], capture_output=True,
@@ -121,3 +122,8 @@ if [ "$2" = snnlib ] && [ "$3" = uncertainty ]; then echo '{{}}' > "$4/uncertain
                                                                       "ensembles")])
     assert calls.count(f"-m snnlib uncertainty {run} --threads 1") == 1
     assert (run / "uncertainty.json").exists()
+    # the working folder starts from the landed records and evaluations, which are not evaluated again
+    landed = sorted(p.relative_to(ROOT / "results") for p in (ROOT / "results").rglob("*.json")
+                    if p.name in ("metrics.json", "uncertainty.json") or p.name.startswith("ensemble"))
+    assert landed and all((results / rel).read_bytes() == (ROOT / "results" / rel).read_bytes() for rel in landed)
+    assert [c for c in calls if "uncertainty" in c] == [f"-m snnlib uncertainty {run} --threads 1"]
