@@ -63,6 +63,30 @@ def test_hours_left_take_the_time_per_epoch_of_the_most_alike_finished_runs():
     assert table.loc["budget", "runs_left"] == 1 and math.isnan(table.loc["budget", "hours_left"])
 
 
+def test_evaluation_hours_left_price_each_planned_evaluation_once():
+    """Each planned evaluation not made yet (a run's own, an ensemble once for its five members) is priced
+    at the median wall time of the made evaluations of its kind and dataset; NaN without one."""
+    base = {"variant": "none", "p": 0.0, "site": "current", "time_consistent": False, "epochs": 20}
+    expected = [PG.ExpectedRun(f"paper/mnist/none_p0_step_current/seed{s}", {**base, "dataset": "mnist", "seed": s})
+                for s in range(10)]
+    expected.append(PG.ExpectedRun("sites/mnist/alpha_p0.5_step_hidden/seed0",
+                                   {**base, "dataset": "mnist", "variant": "alpha", "p": 0.5, "site": "hidden",
+                                    "seed": 0}))
+    expected.append(PG.ExpectedRun("ensembles/cifar10/none_p0_step_current/seed10",
+                                   {**base, "dataset": "cifar10", "seed": 10}))
+    made = [{"path": f"paper/mnist/none_p0_step_current/seed{s}/uncertainty.json", "kind": "run",
+             "config": {"dataset": "mnist"}, "wall_time_s": 360.0 * (s + 1)} for s in range(3)]  # median 720 s
+    made.append({"path": "paper/mnist/none_p0_step_current/ensemble_seeds01234.json", "kind": "ensemble",
+                 "config": {"dataset": "mnist"}, "wall_time_s": 36.0})
+    table = PG.evaluation_hours_left(expected, made).set_index("grid")
+    # seeds 3-9 of their own (7 x 0.2 h) and the ensemble of seeds 5-9 (0.01 h); the hidden site plans none
+    assert table.loc["paper", "evaluations_left"] == 8
+    assert table.loc["paper", "evaluation_hours_left"] == pytest.approx(7 * 0.2 + 0.01)
+    assert table.loc["sites", "evaluations_left"] == 0 and table.loc["sites", "evaluation_hours_left"] == 0
+    assert table.loc["ensembles", "evaluations_left"] == 1
+    assert math.isnan(table.loc["ensembles", "evaluation_hours_left"])  # no CIFAR-10 ensemble made yet
+
+
 def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
     results = tmp_path / "results"
     for seed, (base, drop) in enumerate([(0.970, 0.975), (0.971, 0.976), (0.972, 0.974)]):
@@ -72,10 +96,12 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
                                    path=f"paper/mnist/dropout_p0.5_step_current/seed{seed}"))
     grids = small_grid(tmp_path / "grids")
     text = report.study_report(results, grids)
-    assert "| paper | 6 | 6 | 0.0 |" in text and "| all | 6 | 6 | 0.0 |" in text
+    # every run finished, but the uncertainty evaluations planned for the paper grid (6 runs, the ensemble
+    # of base seeds 0-4) are not made
+    assert "| paper | 6 | 6 | 0.0 | 7 | - |" in text and "| all | 6 | 6 | 0.0 | 7 | - |" in text
     assert "| MNIST | dropout | 0.5 | per step | current | 20 | 3 | 97.50 ± 0.10 |" in text
-    assert text.startswith("**Where the study stands:** 6 of the 6 runs of the design have finished; the design "
-                           "is complete.")
+    assert text.startswith("**Where the study stands:** 6 of the 6 runs of the design have finished; 7 uncertainty "
+                           "evaluations left, one at a time")
     assert "- on the synaptic current (the paper's site): **not enough data** (MNIST: not enough data" in text
     assert "| C1 | the paper's metrics | current | 8 | not enough data |" in text
     assert "<details><summary>Every primary test (rules: `snnlib.study.preregistration`)</summary>" in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -126,6 +126,38 @@ def hours_left(expected: Iterable[ExpectedRun], records: Iterable[dict]) -> pd.D
                         if (key := (keys, *(config.get(k) for k in keys))) in per_epoch), math.nan)
         row["hours_left"] += seconds * config["epochs"] / 3600
     return pd.DataFrame(list(rows.values()), columns=["grid", "runs_left", "hours_left"])
+
+
+def evaluation_hours_left(expected: Iterable[ExpectedRun], evaluations: Iterable[dict]) -> pd.DataFrame:
+    """Per grid: the uncertainty evaluations that the expected runs plan
+    (:func:`snnlib.study.preregistration.planned_evaluations`) and that are not made yet, and an estimate of
+    their hours: the median wall time of the made evaluations of the same kind (one run, or an ensemble)
+    and dataset; NaN where none is made yet."""
+    from snnlib.study.preregistration import planned_evaluations
+
+    evaluations = list(evaluations)
+    made = {e["path"] for e in evaluations}
+    seconds: dict[tuple, list[float]] = {}
+    for e in evaluations:
+        if e.get("wall_time_s") and isinstance(e.get("config"), dict):
+            seconds.setdefault((e.get("kind"), e["config"].get("dataset")), []).append(float(e["wall_time_s"]))
+    rows: dict[str, dict] = {}
+    planned: set[str] = set()
+    for rel in expected:
+        grid = rel.split("/")[0]
+        row = rows.setdefault(grid, {"grid": grid, "evaluations_left": 0, "evaluation_hours_left": 0.0})
+        config = getattr(rel, "config", None)
+        if config is None:
+            continue
+        for file in planned_evaluations(rel, config):
+            if file in made or file in planned:
+                continue
+            planned.add(file)
+            kind = "ensemble" if PurePosixPath(file).name.startswith("ensemble") else "run"
+            row["evaluations_left"] += 1
+            times = seconds.get((kind, config["dataset"]))
+            row["evaluation_hours_left"] += float(np.median(times)) / 3600 if times else math.nan
+    return pd.DataFrame(list(rows.values()), columns=["grid", "evaluations_left", "evaluation_hours_left"])
 
 
 # A hidden importance sums 40 float32 weights; library versions that add them in another order

@@ -25,25 +25,31 @@ FOREST_PNG = "primary_tests.png"
 HEATMAP_PNG = "uncertainty_verdict.png"
 
 
-def progress_table(records: list[dict], grids_dir: str | Path) -> str:
-    """Per results folder of the grid files (except the smoke test): runs asked for, runs finished and the
-    estimated single-run hours of the rest (:func:`progress.hours_left`)."""
-    progress = _progress(records, grids_dir)
-    rows = [[r.grid, r.runs, r.finished, _hours(r.hours_left)] for r in progress.itertuples()]
+def progress_table(records: list[dict], grids_dir: str | Path, evaluations: list[dict] = ()) -> str:
+    """Per results folder of the grid files (except the smoke test): runs asked for, runs finished, the
+    estimated single-run hours of the rest (:func:`progress.hours_left`) and the uncertainty evaluations
+    still to make with their hours (:func:`progress.evaluation_hours_left`)."""
+    progress = _progress(records, grids_dir, evaluations)
+    rows = [[r.grid, r.runs, r.finished, _hours(r.hours_left), r.evaluations_left, _hours(r.evaluation_hours_left)]
+            for r in progress.itertuples()]
     rows.append(["all", int(progress["runs"].sum()), int(progress["finished"].sum()),
-                 _hours(progress["hours_left"].sum(skipna=False))])
-    return R.markdown_table(["grid", "runs", "finished", "hours left (estimate, one run at a time)"], rows)
+                 _hours(progress["hours_left"].sum(skipna=False)), int(progress["evaluations_left"].sum()),
+                 _hours(progress["evaluation_hours_left"].sum(skipna=False))])
+    return R.markdown_table(["grid", "runs", "finished", "hours left (runs)", "uncertainty evaluations left",
+                             "hours left (evaluations)"], rows)
 
 
 def _hours(hours: float) -> str:
     return "-" if math.isnan(hours) else f"{hours:.1f}"
 
 
-def _progress(records: list[dict], grids_dir: str | Path):
-    """:func:`progress.grid_progress` with the columns of :func:`progress.hours_left`."""
+def _progress(records: list[dict], grids_dir: str | Path, evaluations: list[dict] = ()):
+    """:func:`progress.grid_progress` with the columns of :func:`progress.hours_left` and
+    :func:`progress.evaluation_hours_left` (estimates of one run or evaluation at a time)."""
     grids = [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
     expected = PG.expected_runs(grids)
-    return PG.grid_progress(expected, records).merge(PG.hours_left(expected, records), on="grid")
+    return (PG.grid_progress(expected, records).merge(PG.hours_left(expected, records), on="grid")
+            .merge(PG.evaluation_hours_left(expected, evaluations), on="grid"))
 
 
 def compute_table(table) -> str:
@@ -96,17 +102,27 @@ def _details(summary: str, *parts: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
-def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Path, figures: str = FIGURES) -> str:
+def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Path, figures: str = FIGURES,
+             evaluations: list[dict] = ()) -> str:
     """The findings: where the study stands, the verdict of each claim at each site (from
     :func:`claims.verdict_sentence`), the uncertainty verdict (from
     :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
-    progress = _progress(records, grids_dir)
+    progress = _progress(records, grids_dir, evaluations)
     runs, done = int(progress["runs"].sum()), int(progress["finished"].sum())
     open_grids = [f"{r.grid} ({r.finished} of {r.runs})" for r in progress.itertuples() if r.finished < r.runs]
-    status = (f"**Where the study stands:** {done} of the {runs} runs of the design have finished"
-              + (f"; still running: {', '.join(open_grids)}, about {_hours(progress['hours_left'].sum(skipna=False))} "
-                 "hours of single-run time left (estimated from the finished runs' time per epoch). A verdict "
-                 "marked *not enough data* waits for them." if open_grids else "; the design is complete."))
+    evaluations_left = int(progress["evaluations_left"].sum())
+    evaluation_hours = progress["evaluation_hours_left"].sum(skipna=False)
+    left = [f"about {_hours(progress['hours_left'].sum(skipna=False))} hours of runs"] if open_grids else []
+    if evaluations_left:
+        left.append(f"{evaluations_left} uncertainty evaluations"
+                    + ("" if math.isnan(evaluation_hours) else f" (about {_hours(evaluation_hours)} hours)"))
+    status = f"**Where the study stands:** {done} of the {runs} runs of the design have finished"
+    if left:
+        status += ((f"; still running: {', '.join(open_grids)}" if open_grids else "")
+                   + f"; {' and '.join(left)} left, one at a time (times estimated from the finished ones). "
+                   "A verdict marked *not enough data* waits for them.")
+    else:
+        status += "; the design is complete."
     lines = [status, ""]
     for claim in ("C1", "C2", "C3"):
         lines.append(f"**{claim}** (the paper: {C.CLAIM_TEXT[claim]}):")
@@ -143,9 +159,10 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     matrix = UV.verdict_matrix(UV.verdict_tests(UV.method_values(evaluations))) if evaluations else None
     primary_table, waiting = tests_with_data(result.primary())
     parts = [
-        findings(result, matrix, records, grids_dir, figures),
+        findings(result, matrix, records, grids_dir, figures, evaluations),
         _details("Runs finished, per results folder", "(`paper_seeds.json` adds seeds to `paper/`, "
-                 "`sites_seeds.json` and `sites_dense.json` to `sites/`)", progress_table(records, grids_dir)),
+                 "`sites_seeds.json` and `sites_dense.json` to `sites/`)",
+                 progress_table(records, grids_dir, evaluations)),
         _details("Final numbers of every kind at every site (mean ± standard deviation over seeds, n)",
                  "p = 0.5, a new mask every step, 20 epochs; on the input spikes dropout2d and feature dropout are "
                  "dropout, on the hidden spikes feature dropout is dropout2d (one operation, not run twice).",
