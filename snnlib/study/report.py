@@ -102,11 +102,10 @@ def _details(summary: str, *parts: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
-def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Path, figures: str = FIGURES,
-             evaluations: list[dict] = ()) -> str:
-    """The findings: where the study stands, the verdict of each claim at each site (from
-    :func:`claims.verdict_sentence`), the uncertainty verdict (from
-    :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
+def status_line(records: list[dict], grids_dir: str | Path, evaluations: list[dict] = ()) -> str:
+    """Where the study stands, in one line: runs finished of the design, the grids still running, and the
+    hours of runs and the uncertainty evaluations left (:func:`progress.hours_left`,
+    :func:`progress.evaluation_hours_left`); the design is complete when both are done."""
     progress = _progress(records, grids_dir, evaluations)
     runs, done = int(progress["runs"].sum()), int(progress["finished"].sum())
     open_grids = [f"{r.grid} ({r.finished} of {r.runs})" for r in progress.itertuples() if r.finished < r.runs]
@@ -123,7 +122,15 @@ def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Pat
                    "A verdict marked *not enough data* waits for them.")
     else:
         status += "; the design is complete."
-    lines = [status, ""]
+    return status
+
+
+def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Path, figures: str = FIGURES,
+             evaluations: list[dict] = ()) -> str:
+    """The findings: where the study stands, the verdict of each claim at each site (from
+    :func:`claims.verdict_sentence`), the uncertainty verdict (from
+    :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
+    lines = [status_line(records, grids_dir, evaluations), ""]
     for claim in ("C1", "C2", "C3"):
         lines.append(f"**{claim}** (the paper: {C.CLAIM_TEXT[claim]}):")
         lines.append("")
