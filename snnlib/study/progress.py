@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from snnlib.experiment.run import timing_free
+from snnlib.study.preregistration import planned_evaluations
 from snnlib.study.records import is_finished, run_key
 
 
@@ -133,8 +134,6 @@ def evaluation_hours_left(expected: Iterable[ExpectedRun], evaluations: Iterable
     (:func:`snnlib.study.preregistration.planned_evaluations`) and that are not made yet, and an estimate of
     their hours: the median wall time of the made evaluations of the same kind (one run, or an ensemble)
     and dataset; NaN where none is made yet."""
-    from snnlib.study.preregistration import planned_evaluations
-
     evaluations = list(evaluations)
     made = {e["path"] for e in evaluations}
     seconds: dict[tuple, list[float]] = {}
