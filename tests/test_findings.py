@@ -332,3 +332,26 @@ def test_uniform_guess_cells_need_every_seed_at_the_loss_of_a_uniform_guess():
         "Ending with the test loss of a uniform guess (ln 10 = 2.3026, within 0.001) in every seed: CIFAR-10 "
         "alpha dropout on the hidden spikes (3 of 3 seeds).")
     assert SITES.uniform_guess_sentence(R.runs_table(records[3:])).startswith("No cell ends with")
+
+
+def test_constant_code_counts_the_hidden_neurons_that_fire_for_every_image_or_none():
+    """Rates of exactly 0 or 1 count, anything between does not; the sentence lists only uniform-guess cells
+    and sets them against the base network of their dataset; with no such cell it says so."""
+    from recordmaker import reseal
+
+    assert SITES.constant_neuron_share([0.0, 1.0, 0.5, 0.9999]) == 0.5
+    with pytest.raises(ValueError, match="at least one"):
+        SITES.constant_neuron_share([])
+    records = []
+    for seed, rates in enumerate(([1.0] * 6 + [0.0, 0.3], [1.0] * 8)):
+        record = make_record("cifar10", "alpha", seed, site="hidden", test_loss=2.3026)
+        record["hidden_firing_rate"] = rates
+        records.append(reseal(record))
+    base = make_record("cifar10", "none", 0, test_loss=1.6)
+    base["hidden_firing_rate"] = [0.0] + [0.4] * 7
+    records += [reseal(base), make_record("cifar10", "dropout", 0, site="hidden", test_loss=1.5)]
+    assert SITES.constant_code_sentence(R.runs_table(records)) == (
+        "Share of the hidden neurons that fire for every test image or for none, so that whether they fire says "
+        "nothing about the image: on CIFAR-10, 94% with alpha dropout on the hidden spikes (2 seeds), against 12% "
+        "in the base network (1 seed).")
+    assert SITES.constant_code_sentence(R.runs_table(records[2:])).startswith("No cell ends with")

@@ -297,3 +297,41 @@ def uniform_guess_sentence(table: pd.DataFrame) -> str:
     names = [f"{R.DATASET_NAMES[d]} {kind_label(s, k)} on {SITE_WORDS[s]} ({n} of {n} seeds)" for d, k, s, n in cells]
     return (f"Ending with the test loss of a uniform guess (ln 10 = {UNIFORM_LOSS:.4f}, within {UNIFORM_TOLERANCE:g}) "
             f"in every seed: {join_words(names)}.")
+
+
+def constant_neuron_share(firing_rates: Sequence[float]) -> float:
+    """The share of hidden neurons that fire for every test image or for none (a record's
+    ``hidden_firing_rate`` exactly 1 or 0). A hidden neuron fires at most once, so whether such a neuron
+    fires says nothing about the image; only when it fires could."""
+    if not len(firing_rates):
+        raise ValueError("constant_neuron_share needs at least one neuron's firing rate")
+    return sum(rate in (0.0, 1.0) for rate in firing_rates) / len(firing_rates)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def _mean_constant_share(runs: pd.DataFrame) -> tuple[float, int]:
+    shares = [constant_neuron_share(rates) for rates in R.per_neuron(runs, "hidden_firing_rate").values()]
+    return (sum(shares) / len(shares) if shares else math.nan), len(shares)
+
+
+def constant_code_sentence(table: pd.DataFrame) -> str:
+    """For the cells of :func:`uniform_guess_cells`, the mean :func:`constant_neuron_share` of their runs
+    against the base network of the same dataset: what the hidden layer hands the readout there."""
+    by_dataset: dict[str, list[str]] = {}
+    for dataset, kind, site, _ in uniform_guess_cells(table):
+        share, n = _mean_constant_share(R.cell_runs(table, dataset, kind, site=site))
+        if n:
+            by_dataset.setdefault(dataset, []).append(f"{share:.0%} with {kind_label(site, kind)} on "
+                                                      f"{SITE_WORDS[site]} ({_seeds(n)})")
+    parts = []
+    for dataset, cells in by_dataset.items():
+        base, n_base = _mean_constant_share(R.base_runs(table, dataset))
+        against = f", against {base:.0%} in the base network ({_seeds(n_base)})" if n_base else ""
+        parts.append(f"on {R.DATASET_NAMES[dataset]}, {join_words(cells)}{against}")
+    if not parts:
+        return "No cell ends with the loss of a uniform guess in every seed: no such hidden code to measure."
+    return ("Share of the hidden neurons that fire for every test image or for none, so that whether they fire "
+            f"says nothing about the image: {'; '.join(parts)}.")
