@@ -1186,3 +1186,22 @@ def test_the_committed_results_are_sealed_and_read_whole():
         evaluations = E.load_evaluations(root)
     files = [*root.glob("**/uncertainty.json"), *root.glob("**/ensemble*.json")]
     assert len(evaluations) == len(files) and len(records) == len(list(root.glob("**/metrics.json")))
+
+
+def test_a_record_names_the_cpu_model_and_its_threads(tmp_path):
+    """The kernel's model name when it reports one; the platform's words otherwise (no such file, no
+    such line)."""
+    import platform
+
+    import torch
+
+    from snnlib.experiment.system import cpu_model, device_description
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: Some\nmodel name\t: Some CPU 9000 @ 3.0GHz\n")
+    assert cpu_model(info) == "Some CPU 9000 @ 3.0GHz"
+    fallback = platform.processor() or platform.machine()
+    assert cpu_model(tmp_path / "missing") == fallback
+    info.write_text("processor\t: 0\n")
+    assert cpu_model(info) == fallback
+    assert device_description(torch.device("cpu")) == f"{cpu_model()}, {torch.get_num_threads()} threads"

@@ -92,11 +92,21 @@ def assign_devices(name: str, jobs: int, gpu_count: int | None = None) -> list[s
     return [f"cuda:{j % count}" for j in range(jobs)] if count > 0 else ["cpu"] * jobs
 
 
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name as the kernel reports it (Linux), else the platform's processor or machine type."""
+    with contextlib.suppress(OSError):
+        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine()
+
+
 def device_description(device: torch.device) -> str:
-    """The hardware in words: the GPU's name, or the CPU and its torch thread count."""
+    """The hardware in words: the GPU's name, or the CPU's model and its torch thread count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 # ---------------------------------------------------------------- atomic files
