@@ -38,9 +38,12 @@ lint: venv
 unit-tests: venv data
 	$(VENV)/bin/pytest -q
 
-# The book is built first so that tests/test_book.py checks the rendered pages.
+# The book is built first so that tests/test_book.py checks the rendered pages. The tests run in
+# TEST_WORKERS processes (pytest-xdist; TEST_WORKERS=0 runs them in this one), a test module or a
+# notebook per worker, so that a notebook's cells run in order in one kernel (nbval's rule).
+TEST_WORKERS ?= auto
 test: venv data vendor lint book
-	$(VENV)/bin/pytest -q --nbval
+	$(VENV)/bin/pytest -q --nbval -n $(TEST_WORKERS) --dist loadscope
 
 # Every output derived from the committed records, regenerated: the README's findings and tables, its
 # figures (results/figures) and the analysis chapters, re-executed in place. Run it after adding records
