@@ -11,7 +11,7 @@ regenerate the README and the analysis chapters from DEST.
 
 A run whose uncertainty evaluations are planned (``snnlib.study.preregistration.planned_evaluations``:
 its own ``uncertainty.json``, the ensemble of its seed group) is held back until SOURCE holds them
-(``scripts/run_uncertainty.sh SOURCE``): they need the run's weights, which are not committed and do not
+(``python scripts/run_uncertainty.py SOURCE``): they need the run's weights, which are not committed and do not
 outlive the machine that trained it.
 
 Usage: python scripts/land_records.py SOURCE [--dest results] [--dry-run]
@@ -40,7 +40,7 @@ def landing(source: Path, dest: Path) -> tuple[list[Path], list[str], list[str]]
         missing = [e for e in planned_evaluations(record["path"], record["config"])
                    if not (source / e).exists() and not (dest / e).exists()]
         if missing and not (dest / folder / "metrics.json").exists():
-            waiting.append(f"{folder} waits for {', '.join(missing)} (scripts/run_uncertainty.sh {source})")
+            waiting.append(f"{folder} waits for {', '.join(missing)} (python scripts/run_uncertainty.py {source})")
             continue
         wanted.append(folder / "metrics.json")
         if (source / folder / "uncertainty.json").exists():

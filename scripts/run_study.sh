@@ -9,7 +9,7 @@
 # that another is training to it (``busy``) and takes the next. Resumable: run it again after an
 # interruption; a stop loses at most the epoch in flight. glibc's allocator settings and one thread per run
 # are set by the runner (snnlib.experiment.system.ALLOCATOR_ENV). The uncertainty evaluations
-# (scripts/run_uncertainty.sh) follow the runs as they finish.
+# (scripts/run_uncertainty.py) follow the runs as they finish.
 # Usage: scripts/run_study.sh [RESULTS_DIR] [JOBS]   (defaults: results 2; STAGGER=20 seconds between the
 # runners' starts, EVALUATE_EVERY=300 seconds between two rounds of evaluations)
 set -uo pipefail
@@ -49,7 +49,7 @@ done
 # once after them: they need a run's weights, which are not committed and do not outlive this machine
 # (scripts/land_records.py lands such a run only with its evaluations).
 evaluate_finished() {
-  scripts/run_uncertainty.sh "$RESULTS" 2>&1 | grep -v -e 'not finished yet' -e 'waits for its base runs' \
+  "$PY" scripts/run_uncertainty.py "$RESULTS" 2>&1 | grep -v ' waits for ' \
     | sed -u "s/^/[uncertainty] /"
 }
 while :; do

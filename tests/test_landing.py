@@ -12,6 +12,7 @@ from pathlib import Path
 from recordmaker import make_evaluation, make_record
 
 from snnlib.study import preregistration as P
+from snnlib.study import progress as PG
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "land_records.py"
@@ -29,22 +30,26 @@ def _write(root: Path, rel: str, data: dict) -> None:
     (root / rel).write_text(json.dumps({k: v for k, v in data.items() if k != "path"}, indent=1))
 
 
-def test_planned_evaluations_follow_the_uncertainty_script(tmp_path):
-    """Every run that scripts/run_uncertainty.sh evaluates on its own has ``uncertainty.json`` planned; a base
-    run has the ensemble of its seed group; runs the script never reads have nothing planned."""
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "run_uncertainty.sh"), str(tmp_path)],
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": "false"}, check=True)
-    evaluated = [line.split(": not finished yet")[0] for line in proc.stdout.splitlines()
-                 if line.endswith(": not finished yet")]
-    assert len(evaluated) == 2 * (5 * 10 + 6 * 3)
-    for run in evaluated:
-        rel = str(Path(run).relative_to(tmp_path))
-        grid, dataset, cell, seed = rel.split("/")
-        variant = cell.split("_p")[0]
-        p = float(cell.split("_p")[1].split("_")[0])
-        config = {"seed": int(seed[4:]), "variant": variant, "p": p, "site": "current", "epochs": 20,
-                  "time_consistent": "_consistent_" in cell}
-        assert f"{rel}/uncertainty.json" in P.planned_evaluations(rel, config)
+def test_the_evaluation_plan_covers_the_uncertainty_study():
+    """The plan of scripts/run_uncertainty.py (``evaluation_plan`` over the grid files): each dataset's
+    base network and the four dropout kinds at the paper's cell, seeds 0-9, and every rates run evaluated on
+    their own, and five ensembles per dataset, each made from its seed group in the base network's cell;
+    a base run plans the ensemble of its seed group; runs the study never evaluates have nothing planned."""
+    plan = PG.evaluation_plan(PG.expected_runs(PG.study_grids(ROOT / "grids")))
+    own = sorted(file for file in plan if file.endswith("/uncertainty.json"))
+    cells = ["none_p0_step_current", *(f"{kind}_p0.5_step_current" for kind in P.UNCERTAINTY_KINDS)]
+    rates = [f"dropout_p{p}_{mask}_current" for p in (0.1, 0.2, 0.3) for mask in ("step", "consistent")]
+    assert own == sorted([f"paper/{d}/{cell}/seed{seed}/uncertainty.json" for d in ("mnist", "cifar10")
+                          for cell in cells for seed in P.TEN]
+                         + [f"rates/{d}/{cell}/seed{seed}/uncertainty.json" for d in ("mnist", "cifar10")
+                            for cell in rates for seed in range(3)])
+    assert all(plan[file] == (file.removesuffix("/uncertainty.json"),) for file in own)
+    ensembles = {file: runs for file, runs in plan.items() if file not in own}
+    assert len(ensembles) == 2 * len(P.ENSEMBLES)
+    for file, runs in ensembles.items():
+        cell = file.rsplit("/", 1)[0]
+        group = next(g for g in P.ENSEMBLES if file.endswith(f"_seeds{''.join(map(str, g))}.json"))
+        assert runs == tuple(f"{cell}/seed{seed}" for seed in group)
     base = {"variant": "none", "p": 0.0, "site": "current", "time_consistent": False, "epochs": 20}
     assert P.planned_evaluations("paper/cifar10/none_p0_step_current/seed7", {**base, "seed": 7}) == (
         "paper/cifar10/none_p0_step_current/seed7/uncertainty.json",
@@ -70,7 +75,7 @@ def test_a_run_lands_only_with_its_planned_evaluations(tmp_path):
     copies, conflicts, waiting = landing(source, dest)
     assert [str(c) for c in copies] == [f"{hidden['path']}/metrics.json"] and not conflicts
     assert waiting == [f"{paper['path']} waits for {paper['path']}/uncertainty.json "
-                       f"(scripts/run_uncertainty.sh {source})"]
+                       f"(python scripts/run_uncertainty.py {source})"]
     _write(source, f"{paper['path']}/uncertainty.json", make_evaluation(paper))
     copies, _, waiting = landing(source, dest)
     assert {str(c) for c in copies} == {f"{hidden['path']}/metrics.json", f"{paper['path']}/metrics.json",
@@ -98,19 +103,15 @@ def test_the_landing_command_says_what_it_held_back(tmp_path):
 
 def test_the_study_script_evaluates_runs_as_they_finish(tmp_path):
     """scripts/run_study.sh copies the landed records into a new working folder, goes through every grid with
-    each runner and evaluates a finished run of the rates grid while the runners go (here: a stand-in for
-    Python that logs what it is asked to do)."""
+    each runner and calls scripts/run_uncertainty.py on the working folder while the runners go and once
+    after them (here: a stand-in for Python that logs what it is asked to do)."""
     log = tmp_path / "calls.log"
     fake = tmp_path / "python"
     fake.write_text(f"""#!/bin/bash
 echo "$*" >> {log}
-if [ "$2" = snnlib ] && [ "$3" = uncertainty ]; then echo '{{}}' > "$4/uncertainty.json"; fi
 """)
     fake.chmod(0o755)
     results = tmp_path / "results"
-    run = results / "rates/mnist/dropout_p0.1_step_current/seed0"
-    run.mkdir(parents=True)
-    (run / "metrics.json").write_text('{"status": "finished"}')
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "run_study.sh"), str(results), "2"], capture_output=True,
                           text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake), "STAGGER": "0", "EVALUATE_EVERY": "1"})
@@ -120,10 +121,39 @@ if [ "$2" = snnlib ] && [ "$3" = uncertainty ]; then echo '{{}}' > "$4/uncertain
     assert sorted(grids) == sorted(2 * [f"grids/{g}.json" for g in ("paper", "control", "tuning", "sites_dense", "sites",
                                                                       "sites_seeds", "paper_seeds", "rates", "budget",
                                                                       "ensembles")])
-    assert calls.count(f"-m snnlib uncertainty {run} --threads 1") == 1
-    assert (run / "uncertainty.json").exists()
+    evaluations = [c for c in calls if "uncertainty" in c]
+    assert len(evaluations) >= 2 and set(evaluations) == {f"scripts/run_uncertainty.py {results}"}
     # the working folder starts from the landed records and evaluations, which are not evaluated again
     landed = sorted(p.relative_to(ROOT / "results") for p in (ROOT / "results").rglob("*.json")
                     if p.name in ("metrics.json", "uncertainty.json") or p.name.startswith("ensemble"))
     assert landed and all((results / rel).read_bytes() == (ROOT / "results" / rel).read_bytes() for rel in landed)
-    assert [c for c in calls if "uncertainty" in c] == [f"-m snnlib uncertainty {run} --threads 1"]
+
+
+def test_the_uncertainty_script_evaluates_what_has_finished(tmp_path, monkeypatch, capsys):
+    """scripts/run_uncertainty.py makes a planned evaluation once all its runs have finished, each in a process
+    of its own with one thread (an ensemble with ``--ensemble``), skips one already made, and names the runs
+    that the others wait for."""
+    spec = importlib.util.spec_from_file_location("run_uncertainty", ROOT / "scripts" / "run_uncertainty.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    calls = []
+    monkeypatch.setattr(script.subprocess, "run", lambda command: calls.append(command[1:]) or
+                        subprocess.CompletedProcess(command, 0))
+    rates = "rates/mnist/dropout_p0.1_step_current/seed0"
+    made = "rates/mnist/dropout_p0.1_step_current/seed1"
+    base = "ensembles/cifar10/none_p0_step_current"
+    _write(tmp_path, f"{rates}/metrics.json", make_record("mnist", "dropout", seed=0, p=0.1))
+    _write(tmp_path, f"{made}/metrics.json", make_record("mnist", "dropout", seed=1, p=0.1))
+    _write(tmp_path, f"{made}/uncertainty.json", {})
+    for seed in range(10, 15):
+        _write(tmp_path, f"{base}/seed{seed}/metrics.json", make_record("cifar10", seed=seed))
+    _write(tmp_path, f"{base}/seed15/metrics.json", make_record("cifar10", seed=15, status="running"))
+    assert script.main([str(tmp_path), "--grids", str(ROOT / "grids")]) == 0
+    members = [str(tmp_path / base / f"seed{seed}") for seed in range(10, 15)]
+    assert calls == [["-m", "snnlib", "uncertainty", *members, "--threads", "1",  # grid files in name order
+                      "--ensemble", str(tmp_path / base / "ensemble_seeds1011121314.json")],
+                     ["-m", "snnlib", "uncertainty", str(tmp_path / rates), "--threads", "1"]]
+    out = capsys.readouterr().out
+    assert f"{base}/ensemble_seeds1516171819.json waits for {', '.join(f'{base}/seed{s}' for s in range(15, 20))}" \
+        in out.splitlines()
+    assert made not in out

@@ -84,16 +84,22 @@ def test_the_ensembles_are_disjoint_and_their_base_runs_are_planned():
         assert set(members) <= cells[(dataset, "none", "current")]
 
 
-def test_the_uncertainty_script_builds_the_planned_ensembles(tmp_path):
-    """scripts/run_uncertainty.sh names one ensemble per group of ``P.ENSEMBLES`` and dataset; on an empty
-    results folder each waits for its base runs and nothing is written."""
-    import subprocess
+def test_the_uncertainty_script_builds_the_planned_ensembles(tmp_path, capsys):
+    """scripts/run_uncertainty.py plans one ensemble per group of ``P.ENSEMBLES`` and dataset, made from
+    that group's base runs; on an empty results folder each waits for them and nothing is written."""
+    import importlib.util
 
-    script = GRIDS.parent / "scripts" / "run_uncertainty.sh"
-    proc = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "PYTHON": "false"}, check=True)
-    waiting = [line for line in proc.stdout.splitlines() if "waits for its base runs" in line]
-    expected = [f"{d}: the ensemble of seeds {' '.join(map(str, g))} waits for its base runs"
-                for d in ("mnist", "cifar10") for g in P.ENSEMBLES]
-    assert waiting == expected
+    spec = importlib.util.spec_from_file_location("run_uncertainty", GRIDS.parent / "scripts" / "run_uncertainty.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main([str(tmp_path), "--grids", str(GRIDS)]) == 0
+    waiting = [line for line in capsys.readouterr().out.splitlines() if "/ensemble_seeds" in line]
+    expected = []
+    for dataset in ("mnist", "cifar10"):
+        for group in P.ENSEMBLES:
+            cell = f"{'paper' if group[0] < 10 else 'ensembles'}/{dataset}/none_p0_step_current"
+            members = ", ".join(f"{cell}/seed{seed}" for seed in group)
+            expected.append(f"{cell}/ensemble_seeds{''.join(map(str, group))}.json waits for {members}")
+    assert sorted(waiting) == sorted(expected)
     assert not any(tmp_path.iterdir())
+    assert script.main([str(tmp_path), "--grids", str(tmp_path)]) == 2  # no grid files: says so, exits non-zero

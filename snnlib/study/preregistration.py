@@ -294,7 +294,7 @@ def planned_evaluations(folder: str, config: dict) -> tuple[str, ...]:
     Its own ``uncertainty.json`` for the base network and each of :data:`UNCERTAINTY_KINDS` at the paper's
     cell (p = 0.5, a new mask every step, 20 epochs, seeds 0-9 of the paper grid) and for every run of
     the rates grid; the ensemble of its seed group (:data:`ENSEMBLES`) for a base run of the paper or the
-    ensembles grid. ``scripts/run_uncertainty.sh`` makes them; a run lands only with them
+    ensembles grid. ``scripts/run_uncertainty.py`` makes them; a run lands only with them
     (``scripts/land_records.py``), because they need its weights, which are not committed.
     """
     path = PurePosixPath(folder)

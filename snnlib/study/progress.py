@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from snnlib.experiment.run import timing_free
-from snnlib.study.preregistration import planned_evaluations
+from snnlib.study.preregistration import ENSEMBLES, planned_evaluations
 from snnlib.study.records import is_finished, run_key
 
 
@@ -40,6 +40,11 @@ def expected_runs(grid_files: Iterable[str | Path]) -> list[ExpectedRun]:
         runs += [ExpectedRun(f"{grid['name']}/{spec.rel}", spec.config) for spec in expand_grid(grid)]
     return list(dict.fromkeys(runs))
 
+
+
+def study_grids(grids_dir: str | Path) -> list[Path]:
+    """The grid files of the study in ``grids_dir``: every ``*.json`` but the smoke test, sorted."""
+    return [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
 
 
 def _run_state(rel: str, by_path: dict[str, dict]) -> str:
@@ -129,33 +134,48 @@ def hours_left(expected: Iterable[ExpectedRun], records: Iterable[dict]) -> pd.D
     return pd.DataFrame(list(rows.values()), columns=["grid", "runs_left", "hours_left"])
 
 
+def evaluation_plan(expected: Iterable[ExpectedRun]) -> dict[str, tuple[str, ...]]:
+    """Every uncertainty evaluation that the expected runs plan
+    (:func:`snnlib.study.preregistration.planned_evaluations`), each once, in the order of the runs: its file
+    -> the run folders it is made from (the run itself for its ``uncertainty.json``; for an ensemble, the
+    runs of its seed group in the same cell, :data:`snnlib.study.preregistration.ENSEMBLES`). Paths are
+    relative to the results folder. ``scripts/run_uncertainty.py`` makes them."""
+    plan: dict[str, tuple[str, ...]] = {}
+    for rel in expected:
+        config = getattr(rel, "config", None)
+        if config is None:
+            continue
+        for file in planned_evaluations(rel, config):
+            if file in plan:
+                continue
+            if PurePosixPath(file).name.startswith("ensemble"):
+                group = next(g for g in ENSEMBLES if config["seed"] in g)
+                plan[file] = tuple(str(PurePosixPath(rel).parent / f"seed{seed}") for seed in group)
+            else:
+                plan[file] = (str(rel),)
+    return plan
+
+
 def evaluation_hours_left(expected: Iterable[ExpectedRun], evaluations: Iterable[dict]) -> pd.DataFrame:
-    """Per grid: the uncertainty evaluations that the expected runs plan
-    (:func:`snnlib.study.preregistration.planned_evaluations`) and that are not made yet, and an estimate of
-    their hours: the median wall time of the made evaluations of the same kind (one run, or an ensemble)
-    and dataset; NaN where none is made yet."""
-    evaluations = list(evaluations)
+    """Per grid: the uncertainty evaluations of :func:`evaluation_plan` that are not made yet, and an
+    estimate of their hours: the median wall time of the made evaluations of the same kind (one run, or an
+    ensemble) and dataset; NaN where none is made yet."""
+    expected, evaluations = list(expected), list(evaluations)
     made = {e["path"] for e in evaluations}
     seconds: dict[tuple, list[float]] = {}
     for e in evaluations:
         if e.get("wall_time_s") and isinstance(e.get("config"), dict):
             seconds.setdefault((e.get("kind"), e["config"].get("dataset")), []).append(float(e["wall_time_s"]))
-    rows: dict[str, dict] = {}
-    planned: set[str] = set()
-    for rel in expected:
-        grid = rel.split("/")[0]
-        row = rows.setdefault(grid, {"grid": grid, "evaluations_left": 0, "evaluation_hours_left": 0.0})
-        config = getattr(rel, "config", None)
-        if config is None:
+    rows = {grid: {"grid": grid, "evaluations_left": 0, "evaluation_hours_left": 0.0}
+            for grid in dict.fromkeys(rel.split("/")[0] for rel in expected)}
+    for file in evaluation_plan(expected):
+        if file in made:
             continue
-        for file in planned_evaluations(rel, config):
-            if file in made or file in planned:
-                continue
-            planned.add(file)
-            kind = "ensemble" if PurePosixPath(file).name.startswith("ensemble") else "run"
-            row["evaluations_left"] += 1
-            times = seconds.get((kind, config["dataset"]))
-            row["evaluation_hours_left"] += float(np.median(times)) / 3600 if times else math.nan
+        grid, dataset = file.split("/")[:2]
+        kind = "ensemble" if PurePosixPath(file).name.startswith("ensemble") else "run"
+        rows[grid]["evaluations_left"] += 1
+        times = seconds.get((kind, dataset))
+        rows[grid]["evaluation_hours_left"] += float(np.median(times)) / 3600 if times else math.nan
     return pd.DataFrame(list(rows.values()), columns=["grid", "evaluations_left", "evaluation_hours_left"])
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
+
 from snnlib.study import claims as C
 from snnlib.study import evaluations as E
 from snnlib.study import preregistration as P
@@ -25,11 +27,8 @@ FOREST_PNG = "primary_tests.png"
 HEATMAP_PNG = "uncertainty_verdict.png"
 
 
-def progress_table(records: list[dict], grids_dir: str | Path, evaluations: list[dict] = ()) -> str:
-    """Per results folder of the grid files (except the smoke test): runs asked for, runs finished, the
-    estimated single-run hours of the rest (:func:`progress.hours_left`) and the uncertainty evaluations
-    still to make with their hours (:func:`progress.evaluation_hours_left`)."""
-    progress = _progress(records, grids_dir, evaluations)
+def progress_table(progress: pd.DataFrame) -> str:
+    """The frame of :func:`study_progress` as Markdown, with a row for all grids together."""
     rows = [[r.grid, r.runs, r.finished, _hours(r.hours_left), r.evaluations_left, _hours(r.evaluation_hours_left)]
             for r in progress.itertuples()]
     rows.append(["all", int(progress["runs"].sum()), int(progress["finished"].sum()),
@@ -43,11 +42,11 @@ def _hours(hours: float) -> str:
     return "-" if math.isnan(hours) else f"{hours:.1f}"
 
 
-def _progress(records: list[dict], grids_dir: str | Path, evaluations: list[dict] = ()):
-    """:func:`progress.grid_progress` with the columns of :func:`progress.hours_left` and
-    :func:`progress.evaluation_hours_left` (estimates of one run or evaluation at a time)."""
-    grids = [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
-    expected = PG.expected_runs(grids)
+def study_progress(records: list[dict], grids_dir: str | Path, evaluations: list[dict] = ()) -> pd.DataFrame:
+    """Per results folder of the grid files (except the smoke test): runs asked for, runs finished
+    (:func:`progress.grid_progress`), the estimated single-run hours of the rest (:func:`progress.hours_left`)
+    and the uncertainty evaluations still to make with their hours (:func:`progress.evaluation_hours_left`)."""
+    expected = PG.expected_runs(PG.study_grids(grids_dir))
     return (PG.grid_progress(expected, records).merge(PG.hours_left(expected, records), on="grid")
             .merge(PG.evaluation_hours_left(expected, evaluations), on="grid"))
 
@@ -102,11 +101,10 @@ def _details(summary: str, *parts: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
-def status_line(records: list[dict], grids_dir: str | Path, evaluations: list[dict] = ()) -> str:
-    """Where the study stands, in one line: runs finished of the design, the grids still running, and the
-    hours of runs and the uncertainty evaluations left (:func:`progress.hours_left`,
-    :func:`progress.evaluation_hours_left`); the design is complete when both are done."""
-    progress = _progress(records, grids_dir, evaluations)
+def status_line(progress: pd.DataFrame) -> str:
+    """Where the study stands, in one line, from the frame of :func:`study_progress`: runs finished of the
+    design, the grids still running, and the hours of runs and the uncertainty evaluations left; the design
+    is complete when both are done."""
     runs, done = int(progress["runs"].sum()), int(progress["finished"].sum())
     open_grids = [f"{r.grid} ({r.finished} of {r.runs})" for r in progress.itertuples() if r.finished < r.runs]
     evaluations_left = int(progress["evaluations_left"].sum())
@@ -125,12 +123,11 @@ def status_line(records: list[dict], grids_dir: str | Path, evaluations: list[di
     return status
 
 
-def findings(result: C.Claims, matrix, records: list[dict], grids_dir: str | Path, figures: str = FIGURES,
-             evaluations: list[dict] = ()) -> str:
-    """The findings: where the study stands, the verdict of each claim at each site (from
+def findings(result: C.Claims, matrix, progress: pd.DataFrame, figures: str = FIGURES) -> str:
+    """The findings: where the study stands (:func:`status_line`), the verdict of each claim at each site (from
     :func:`claims.verdict_sentence`), the uncertainty verdict (from
     :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
-    lines = [status_line(records, grids_dir, evaluations), ""]
+    lines = [status_line(progress), ""]
     for claim in ("C1", "C2", "C3"):
         lines.append(f"**{claim}** (the paper: {C.CLAIM_TEXT[claim]}):")
         lines.append("")
@@ -165,11 +162,12 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     evaluations = E.load_evaluations(results)
     matrix = UV.verdict_matrix(UV.verdict_tests(UV.method_values(evaluations))) if evaluations else None
     primary_table, waiting = tests_with_data(result.primary())
+    progress = study_progress(records, grids_dir, evaluations)
     parts = [
-        findings(result, matrix, records, grids_dir, figures, evaluations),
+        findings(result, matrix, progress, figures),
         _details("Runs finished, per results folder", "(`paper_seeds.json` adds seeds to `paper/`, "
                  "`sites_seeds.json` and `sites_dense.json` to `sites/`)",
-                 progress_table(records, grids_dir, evaluations)),
+                 progress_table(progress)),
         _details("Final numbers of every kind at every site (mean ± standard deviation over seeds, n)",
                  "p = 0.5, a new mask every step, 20 epochs; on the input spikes dropout2d and feature dropout are "
                  "dropout, on the hidden spikes feature dropout is dropout2d (one operation, not run twice).",
