@@ -329,3 +329,21 @@ def test_verdict_sentence_names_the_verdicts_the_contrary_tests_and_what_waits()
     c2 = C.evaluate_claims(base_and({"dropout2d": {"test_acc": 0.5, "train_eval_acc": 0.5}}))
     assert "significantly above the 20% cut-off: MNIST feature dropout, test accuracy 50.4%" in C.verdict_sentence(
         c2, "C2", "current", "feature dropout = zeroing")
+
+
+def test_edition_changes_say_where_the_spike_sites_reverse_a_headline_verdict():
+    """Against the second edition's summary (C2 not reproduced), feature alpha and alpha dropout near chance on
+    MNIST's hidden spikes reproduce C2 there: named as a reversed headline verdict with its tests; without
+    spike-site runs the sentences say that nothing is reversed."""
+    chance = {"test_acc": 0.10, "train_eval_acc": 0.10}
+    hidden = base_and({"feature_alpha": chance, "alpha": chance}, site="hidden", base_seeds=())
+    result = C.evaluate_claims(base_and({}) + hidden)
+    lines = C.edition_changes(result)
+    assert lines[0].startswith("At the paper's site, against the second edition's summary")
+    assert "C2 *not reproduced* then, *not enough data* now" in lines[0]
+    assert lines[1:] == ["**A headline verdict reversed:** C2 (feature dropout = feature alpha dropout), *not reproduced* "
+                         "in the second edition, is *reproduced* on the hidden spikes of MNIST: MNIST feature alpha "
+                         "dropout, test accuracy 10.2%; MNIST alpha dropout, test accuracy 10.2%."]
+    untouched = C.edition_changes(C.evaluate_claims(base_and({})))
+    assert untouched[1:] == ["No verdict on the hidden or the input spikes reverses a headline verdict of the "
+                             "second edition."]

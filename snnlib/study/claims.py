@@ -322,6 +322,46 @@ def verdict_sentence(claims: Claims, claim: str, site: str = "current", reading:
     return text
 
 
+
+# The second edition's summary of each claim ("In short", README at 8658f86, the commit before the rules were
+# fixed in c99ffde): on the synaptic current only, no run had dropout on the spikes, CIFAR-10 had five seeds,
+# and its rules were the ones the third edition replaced.
+SECOND_EDITION = {"C1": "partly reproduced", "C2": "not reproduced", "C3": "partly reproduced"}
+_SIDE = {"reproduced": +1, "partly reproduced": +1, "contrary": -1, "not reproduced": -1}
+
+
+def edition_changes(claims: Claims) -> list[str]:
+    """What the third edition's records say against the second edition's summary
+    (:data:`SECOND_EDITION`), one sentence each: the verdict of every claim then and now at the paper's site
+    (over both datasets; C2 under each reading), then every verdict on the hidden or the input spikes, per
+    dataset, that falls on the other side of the second edition's (reproduced or partly reproduced against
+    contrary or not reproduced; *mixed* is neither), with the primary tests that go the new way: where
+    the spike-site runs reverse a headline verdict. None such: a sentence that says so."""
+    now = []
+    for claim, before in SECOND_EDITION.items():
+        readings = tuple(C2_READINGS) if claim == "C2" else (None,)
+        verdicts = [claims.verdict(claim, "current", "both", reading) for reading in readings]
+        text = (f"*{verdicts[0]}*" if len(set(verdicts)) == 1 else
+                "; ".join(f"{reading}: *{verdict}*" for reading, verdict in zip(readings, verdicts, strict=True)))
+        now.append(f"{claim} *{before}* then, {text} now")
+    lines = ["At the paper's site, against the second edition's summary (five CIFAR-10 seeds, its own rules): "
+             + "; ".join(now) + "."]
+    for v in claims.verdicts:
+        before = SECOND_EDITION.get(v.claim)
+        if before is None or v.site == "current" or v.dataset == "both" \
+                or _SIDE.get(v.verdict, 0) * _SIDE[before] >= 0:
+            continue
+        label = "yes" if _SIDE[v.verdict] > 0 else "contrary"
+        kinds = C2_READINGS[v.reading] if v.claim == "C2" else None
+        tests = [_short(t) for t in claims.primary(v.claim) if (t.site, t.dataset, t.label) == (v.site, v.dataset, label)
+                 and (kinds is None or t.kind in kinds) and (v.claim != "C2" or t.metric == "test_acc")]
+        reading = f" ({v.reading})" if v.claim == "C2" else ""
+        lines.append(f"**A headline verdict reversed:** {v.claim}{reading}, *{before}* in the second edition, is "
+                     f"*{v.verdict}* on {SITE_NAMES[v.site]} of {R.DATASET_NAMES[v.dataset]}: {'; '.join(tests)}.")
+    if len(lines) == 1:
+        lines.append("No verdict on the hidden or the input spikes reverses a headline verdict of the second edition.")
+    return lines
+
 def _units(test: Test) -> tuple[float, int, str]:
     if test.metric in R.ACCURACY_METRICS:
         return 100.0, 2, " points"

@@ -124,10 +124,13 @@ def status_line(progress: pd.DataFrame) -> str:
 
 
 def findings(result: C.Claims, matrix, progress: pd.DataFrame, figures: str = FIGURES) -> str:
-    """The findings: where the study stands (:func:`status_line`), the verdict of each claim at each site (from
-    :func:`claims.verdict_sentence`), the uncertainty verdict (from
+    """The findings: where the study stands (:func:`status_line`), what changed since the second edition and
+    whether the spike-site runs reverse a headline verdict (:func:`claims.edition_changes`), the verdict of
+    each claim at each site (from :func:`claims.verdict_sentence`), the uncertainty verdict (from
     :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
     lines = [status_line(progress), ""]
+    for sentence in C.edition_changes(result):
+        lines += [sentence, ""]
     for claim in ("C1", "C2", "C3"):
         lines.append(f"**{claim}** (the paper: {C.CLAIM_TEXT[claim]}):")
         lines.append("")
