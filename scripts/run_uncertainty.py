@@ -15,9 +15,9 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from snnlib.study.progress import evaluation_plan, expected_runs, study_grids
+from snnlib.study.progress import evaluation_plan, expected_runs, is_ensemble, study_grids
 from snnlib.study.records import is_finished
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         command = [sys.executable, "-m", "snnlib", "uncertainty", *(str(results / run) for run in runs),
                    "--threads", "1"]
-        if PurePosixPath(file).name.startswith("ensemble"):
+        if is_ensemble(file):
             command += ["--ensemble", str(results / file)]
         status = subprocess.run(command).returncode or status
     return status

@@ -322,7 +322,6 @@ def verdict_sentence(claims: Claims, claim: str, site: str = "current", reading:
     return text
 
 
-
 # The second edition's summary of each claim ("In short", README at 8658f86, the commit before the rules were
 # fixed in c99ffde): on the synaptic current only, no run had dropout on the spikes, CIFAR-10 had five seeds,
 # and its rules were the ones the third edition replaced.
@@ -361,6 +360,7 @@ def edition_changes(claims: Claims) -> list[str]:
     if len(lines) == 1:
         lines.append("No verdict on the hidden or the input spikes reverses a headline verdict of the second edition.")
     return lines
+
 
 def _units(test: Test) -> tuple[float, int, str]:
     if test.metric in R.ACCURACY_METRICS:

@@ -134,6 +134,11 @@ def hours_left(expected: Iterable[ExpectedRun], records: Iterable[dict]) -> pd.D
     return pd.DataFrame(list(rows.values()), columns=["grid", "runs_left", "hours_left"])
 
 
+def is_ensemble(file: str) -> bool:
+    """Whether a planned evaluation file (:func:`evaluation_plan`) is an ensemble's, not one run's."""
+    return PurePosixPath(file).name.startswith("ensemble")
+
+
 def evaluation_plan(expected: Iterable[ExpectedRun]) -> dict[str, tuple[str, ...]]:
     """Every uncertainty evaluation that the expected runs plan
     (:func:`snnlib.study.preregistration.planned_evaluations`), each once, in the order of the runs: its file
@@ -148,7 +153,7 @@ def evaluation_plan(expected: Iterable[ExpectedRun]) -> dict[str, tuple[str, ...
         for file in planned_evaluations(rel, config):
             if file in plan:
                 continue
-            if PurePosixPath(file).name.startswith("ensemble"):
+            if is_ensemble(file):
                 group = next(g for g in ENSEMBLES if config["seed"] in g)
                 plan[file] = tuple(str(PurePosixPath(rel).parent / f"seed{seed}") for seed in group)
             else:
@@ -172,7 +177,7 @@ def evaluation_hours_left(expected: Iterable[ExpectedRun], evaluations: Iterable
         if file in made:
             continue
         grid, dataset = file.split("/")[:2]
-        kind = "ensemble" if PurePosixPath(file).name.startswith("ensemble") else "run"
+        kind = "ensemble" if is_ensemble(file) else "run"
         rows[grid]["evaluations_left"] += 1
         times = seconds.get((kind, dataset))
         rows[grid]["evaluation_hours_left"] += float(np.median(times)) / 3600 if times else math.nan
