@@ -116,6 +116,30 @@ def test_a_differing_rerun_says_where_it_first_differs():
     assert PG.first_difference(old, copy.deepcopy(old)) is None
 
 
+def test_a_saved_check_in_words_lists_each_rerun_that_does_not_reproduce():
+    old = make_record(path="a")
+    same, new = copy.deepcopy(old), copy.deepcopy(old)
+    same["path"], new["path"] = "a", "b"
+    new["epochs"][0]["train_loss"] += 1.0
+    rows = PG.compare_records([old, {**copy.deepcopy(old), "path": "b"}],
+                              [same, {**new, "git_commit": "abcdef0123456789", "device_name": "a GPU"}])
+    check = {"reference": "results", "reproduced": 1, "runs": 2, "summary": {"identical": 1, "differs": 1},
+             "rows": rows}
+    head, differing = PG.check_lines("check.json", check)
+    assert head.startswith("check.json: 1 of 2 rerun records reproduce results ({'identical': 1, 'differs': 1})")
+    assert head.endswith("abcdef0123") and differing.startswith("    b on a GPU: epoch 1 train_loss")
+
+
+def test_the_compute_total_adds_runs_and_evaluations():
+    records = [make_record(path="g/x", seed=0), make_record(path="g/y", seed=1)]
+    for record, wall in zip(records, (1800.0, 5400.0), strict=True):
+        record["wall_time_s"] = wall
+    cost = R.compute_summary(R.runs_table(records))
+    assert R.compute_total(cost, [{"wall_time_s": 360.0}, {"wall_time_s": None}]) == (
+        "training: 2.0 h of single-run time in 2 finished runs; uncertainty: 2 evaluations, 0.1 h")
+    assert R.compute_total(R.compute_summary(R.runs_table([])), []).startswith("training: 0.0 h")
+
+
 def test_formatting_helpers():
     assert R.mean_std([0.5, 0.7], 100, 1) == "60.0 ± 14.1" and R.mean_std([], 1) == "-"
     assert R.signed_interval(0.0042, 0.0024, 0.0059, 100) == "+0.42 [+0.24, +0.59]"

@@ -225,6 +225,17 @@ def first_difference(old: dict, new: dict) -> str | None:
     return None
 
 
+def check_lines(name: str, check: dict) -> list[str]:
+    """A saved check (``python -m snnlib compare --json``) in words, as the reproduce chapter lists it:
+    how many rerun records reproduce the reference, the verdict counts and the rerun's commits, then
+    one indented line per rerun that does not, with its device and where it first differs."""
+    commits = sorted({str(row["rerun_git_commit"])[:10] for row in check["rows"] if row.get("rerun_git_commit")})
+    lines = [f"{name}: {check['reproduced']} of {check['runs']} rerun records reproduce {check['reference']} "
+             f"({check['summary']}); the rerun's library: {', '.join(commits) or 'none'}"]
+    lines += [f"    {row['path']} on {row.get('rerun_device_name') or 'an unnamed device'}: {row['why']}"
+              for row in check["rows"] if row["verdict"] not in REPRODUCED]
+    return lines
+
 
 def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: Iterable[tuple[str, str]] = (),
                     expected: Iterable[str] | None = None,

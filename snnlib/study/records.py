@@ -442,6 +442,15 @@ def compute_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def compute_total(cost: pd.DataFrame, evaluations: Sequence[dict]) -> str:
+    """The study's compute in one line: the hours of single-run time of the finished and unfinished
+    runs in ``cost`` (:func:`compute_summary`) and of the uncertainty evaluations (their ``wall_time_s``)."""
+    hours = sum(float(ev.get("wall_time_s") or 0.0) for ev in evaluations) / 3600
+    return (f"training: {float(cost['hours'].sum()):.1f} h of single-run time in "
+            f"{int(cost['finished'].sum())} finished runs; "
+            f"uncertainty: {len(evaluations)} evaluations, {hours:.1f} h")
+
+
 SITE_TABLE_METRICS = ("test_acc", "train_eval_acc", "test_loss", "train_loss")
 
 
