@@ -40,7 +40,7 @@ def forest(ax: plt.Axes, tests: Sequence, scale: float = 1.0, unit: str = "", na
         ax.plot(t.difference * scale, y, "o", color=color, ms=6, mec="white", mew=0.8)
     ax.axvline(reference, color="0.3", lw=1)
     ax.set_yticks(range(len(names)), names, fontsize="small")
-    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_ylim(max(len(names), 1) - 0.5, -0.5)  # one empty row for a panel without tests
     ax.grid(alpha=0.3, axis="x")
     if unit:
         ax.set_xlabel(unit)
