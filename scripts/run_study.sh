@@ -11,13 +11,15 @@
 # are set by the runner (snnlib.experiment.system.ALLOCATOR_ENV). The uncertainty evaluations
 # (scripts/run_uncertainty.py) follow the runs as they finish.
 # Usage: scripts/run_study.sh [RESULTS_DIR] [JOBS]   (defaults: results 2; STAGGER=20 seconds between the
-# runners' starts, EVALUATE_EVERY=300 seconds between two rounds of evaluations)
+# runners' starts, EVALUATE_EVERY=300 seconds between two rounds of evaluations, STUDY_GRIDS="NAME ..." to run
+# only those grid files of grids/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${1:-results}
 JOBS=${2:-2}
 PY=${PYTHON:-.venv/bin/python}
-GRIDS=(paper control tuning sites_dense sites sites_seeds paper_seeds rates budget ensembles)
+# the second round's grids (the addendum of 2026-12-06) last; STUDY_GRIDS="a b" runs only those
+read -r -a GRIDS <<< "${STUDY_GRIDS:-paper control tuning sites_dense sites sites_seeds paper_seeds rates budget ensembles hidden_budget learning_rates}"
 
 one_runner() {
   local status=0

@@ -103,3 +103,30 @@ def test_the_uncertainty_script_builds_the_planned_ensembles(tmp_path, capsys):
     assert sorted(waiting) == sorted(expected)
     assert not any(tmp_path.iterdir())
     assert script.main([str(tmp_path), "--grids", str(tmp_path)]) == 2  # no grid files: says so, exits non-zero
+
+
+def test_the_addendum_plans_exactly_the_runs_of_its_grid_files():
+    budget = [s.config for s in expand_grid(load_grid(GRIDS / "hidden_budget.json"))]
+    wanted = {(kind, epochs, lr, seed) for _, epochs, lr in P.BUDGET_CONDITIONS for kind in P.BUDGET_KINDS
+              for seed in P.BUDGET_SEEDS}
+    assert {(c["variant"], c["epochs"], c["lr"], c["seed"]) for c in budget} == wanted
+    assert all((c["dataset"], c["site"], c["p"], c["time_consistent"], c["val_size"]) ==
+               ("cifar10", "hidden", 0.5, False, 5000) for c in budget)
+    rates = [s.config for s in expand_grid(load_grid(GRIDS / "learning_rates.json"))]
+    new_rates = tuple(r for r in P.LR_RATES if r != 1e-3)
+    assert {(c["dataset"], c["variant"], c["lr"], c["seed"]) for c in rates} == {
+        (d, k, r, s) for d in P.DATASETS for k in P.LR_KINDS for r in new_rates for s in P.LR_SEEDS}
+    assert all(c["site"] == "current" and c["epochs"] == 20 and not c["time_consistent"]
+               and c["p"] == (0.0 if c["variant"] == "none" else 0.5) for c in rates)
+    assert set(P.LR_KINDS) - {"none"} == {P.operation("current", k) for k in (*P.C1_KINDS, *P.C2_KINDS)}
+
+
+def test_best_epoch_and_chosen_rate_follow_the_addendum():
+    assert P.best_epoch([0.1, 0.5, 0.5, 0.4]) == 1  # the first of the best
+    with pytest.raises(ValueError, match="no best-validation epoch"):
+        P.best_epoch([])
+    assert P.chosen_rate({3e-4: 0.90, 1e-3: 0.95, 3e-3: 0.93}) == 1e-3
+    assert P.chosen_rate({3e-4: 0.96, 1e-3: 0.95, 3e-3: 0.93}) == 3e-4
+    assert P.chosen_rate({3e-4: 0.95, 1e-3: 0.95, 3e-3: 0.95}) == 1e-3  # a tie keeps the study's rate
+    assert P.chosen_rate({3e-4: 0.95, 3e-3: 0.95}) == 3e-4
+    assert "2026-12-06" in P.ADDENDUM and P.ADDENDUM_DATE == "2026-12-06"

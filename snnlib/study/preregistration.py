@@ -1,10 +1,14 @@
 """The study's pre-registration: every rule that turns run records into verdicts, fixed in advance.
 
-Fixed on 2026-12-03 (third edition), before any run with dropout on the hidden or on the input
-spikes existed; the book's chapter "Each claim, tested" names the commit. The records at the
-synaptic current (the paper's site) existed and had been read in the first two editions: for them
-these rules are a re-analysis, not a prediction, and the book says so. A change after that commit is
-listed in :data:`CHANGES` with its date and reason.
+Fixed on 2026-12-03 (third edition), before any record of the third edition's spike-site grids (the
+first came 2 h 25 min later); the book's chapter "How this study was kept" names the commit. What was
+known then: the records at the synaptic current (the paper's site) existed and had been read in the first
+two editions, so for them these rules are a re-analysis, not a prediction; and six first-edition MNIST runs
+at the spike sites (standard dropout, p = 0.5, on the hidden and on the input spikes, three seeds each,
+``results/sensitivity``, 2026-11-28, deleted with the first edition's records) had been made and shown in
+the README, so MNIST's standard dropout on the spike sites was not unseen either. A change after that
+commit is listed in :data:`CHANGES` with its date and reason; the second round's plan is the dated
+addendum at the end of this module (:data:`ADDENDUM_DATE`), fixed before its first run.
 
 **What is tested.** Each claim of the paper is a set of *primary tests*, listed by :func:`design`;
 they alone decide its verdict. *Secondary tests* are reported with the same care but never decide.
@@ -313,3 +317,95 @@ def planned_evaluations(folder: str, config: dict) -> tuple[str, ...]:
 # ---------------------------------------------------------------- changes after the fixing commit
 
 CHANGES: tuple[tuple[str, str], ...] = ()  # (date, what changed and why)
+
+# ---------------------------------------------------------------- addendum of 2026-12-06: the second round
+
+ADDENDUM_DATE = "2026-12-06"
+ADDENDUM = """The second round's plan, fixed on 2026-12-06 before its first run (the commit that adds this text is
+the one the reproduce chapter names). Nothing above changes: every verdict of :func:`design` stays the
+headline, decided by the rules above. What follows is exploratory: each item is a pre-stated alternative
+analysis or a new set of runs with a pre-stated reading, reported beside the headline and marked so.
+
+What was known when it was written: all 317 runs of the design and their 176 uncertainty evaluations, and
+so every headline verdict, including C2 *reproduced* on CIFAR-10's hidden spikes (feature alpha 10.0%, alpha
+10.3%), the MNIST feature-alpha runs on the hidden spikes that sit at chance for 4-8 epochs and then climb
+to 61-72%, and the 60-epoch CIFAR-10 budget runs at the current (the base network peaks at epochs 9-10).
+
+**Block 1, the budget artefact** (``grids/hidden_budget.json``, :data:`BUDGET_CONDITIONS`). CIFAR-10, hidden
+spikes, feature alpha and alpha dropout, p = 0.5, a new mask every step, seeds 0-2, under three conditions:
+60 epochs at lr 1e-3 (the cosine schedule spans the 60), and 20 epochs at lr 3e-4 and at 3e-3. Per
+condition, C2's primary tests of the feature-alpha reading on CIFAR-10's hidden spikes (both kinds, test
+accuracy and dropout-off training accuracy against the 20% cut-off, one-sample t-tests, Holm within the
+condition's four tests) and the verdict by the rule above. Reading, fixed now: the headline *reproduced*
+**survives** when the verdict is *reproduced* under every condition; it is **a budget artefact** when under
+any condition a kind is significantly above the cut-off (a *contrary* test); otherwise it is **undecided**.
+The seeds that leave chance (test accuracy above :data:`CHANCE` + 5 points) are counted per condition.
+
+**Block 2, a learning rate per kind** (``grids/learning_rates.json``, :data:`LR_RATES`, :data:`LR_SEEDS`).
+The base network and every distinct kind at the paper's site (dropout, dropout2d = feature dropout,
+feature alpha, alpha), p = 0.5, a new mask every step, 20 epochs, at lr 3e-4 and 3e-3, seeds 0-4, both
+datasets; with the paper grid's seeds 0-4 at lr 1e-3, three rates per kind. Choice (:func:`chosen_rate`):
+per dataset and kind, the rate with the highest mean last-epoch validation accuracy over seeds 0-4 (never the
+test set). Then C1's and C2's primary tests at the paper's site are repeated with every side (the base
+network included) at its own chosen rate, seeds 0-4 a side, the same families, Holm and verdict rule. The
+seeds that chose a rate are the seeds tested (the choice reads the validation split, the tests the test
+split and the training loss); the chapter says so.
+
+**Block 3, the best-validation epoch** (no runs). Every run is read at its best-validation epoch (the first
+epoch of highest validation accuracy, :func:`best_epoch`) as early stopping would keep it, and every C1 and
+C2 primary test, the budget comparisons (``grids/budget.json``, block 1) and the learning-rate comparisons
+are recomputed with those numbers.
+
+**Block 4, the robustness table** (no runs): every headline verdict (claim, reading, site, dataset) under
+each choice of :data:`ROBUSTNESS_CHOICES`, beside the pre-registered one, with the count of seeds below the
+cut-off for C2's. A choice that has no runs for a verdict shows ``-``. One table, in the README and the
+claims chapter.
+
+**Block 5, uncertainty, fairer** (runs after blocks 1 and 2). Temperature scaling for every method: one
+temperature per network (per ensemble) fitted on the validation split by the NLL of the method's own
+averaged probabilities (MC dropout: the mean softmax of its passes with every pass's logits divided by the
+temperature; an ensemble likewise over its members). A near out-of-distribution set that a count of input
+spikes cannot separate: the test images cut into 4 x 4 patches (7 x 7 pixels on MNIST, 8 x 8 on CIFAR-10) and
+the patches shuffled per image by a fixed seed, so that every image keeps its pixel values and therefore its
+input spikes in number and timing (the spike counter's AUROC is 0.5 by construction). The networks:
+evaluations need weights, which are not kept, so the paper grid's cells at the current (lr 1e-3, 20 epochs)
+are trained again (the four kinds of :data:`UNCERTAINTY_KINDS` seeds 0-4, the base network seeds 0-14, three
+ensembles, both datasets); each rerun is compared with its committed record (``python -m snnlib compare``)
+and kept apart from the design's records (``results/reproducibility/``), never pooled. The rows and the
+rule are :data:`UNCERTAINTY_PRIMARY_ROWS` and the row rule above, with every method temperature-scaled.
+
+**Block 6, C3** (no runs). The C3 control (no dropout, another sample order) keeps fewer of the base run's
+top 10 than the paper's premise needs; the chapter says so beside the verdict, and shows the registered
+secondary measure (accuracy lost when a neuron is silenced) as a second, exploratory importance.
+"""
+
+# block 1: (name, epochs, learning rate) of each condition
+BUDGET_CONDITIONS = (("60 epochs", 60, 1e-3), ("lr 3e-4", 20, 3e-4), ("lr 3e-3", 20, 3e-3))
+BUDGET_KINDS = ("feature_alpha", "alpha")
+BUDGET_SEEDS = (0, 1, 2)
+LEAVES_CHANCE = CHANCE + 0.05  # a seed above this test accuracy has left chance
+# block 2
+LR_RATES = (3e-4, 1e-3, 3e-3)
+LR_SEEDS = FIVE
+LR_KINDS = ("none", "dropout", "dropout2d", "feature_alpha", "alpha")  # distinct at the current
+# block 4: the columns of the robustness table, in order
+C2_CUTOFFS = (CHANCE + 0.05, 0.25, 0.30)  # besides the registered FAIL_ACCURACY (chance + 5 points is 15%)
+ROBUSTNESS_CHOICES = ("pre-registered", "best-validation epoch", "C2 cut-off 15% (chance + 5 points)",
+                      "C2 cut-off 25%", "C2 cut-off 30%", "base seeds 0-24", "permutation test",
+                      "C2 from MC-dropout accuracy", "each kind at its own learning rate", "longer budget")
+
+
+def best_epoch(val_acc: list[float]) -> int:
+    """Block 3: the index of a run's best-validation epoch, the first of the highest validation accuracy
+    (early stopping's choice)."""
+    if not val_acc:
+        raise ValueError("a run without epochs has no best-validation epoch")
+    return max(range(len(val_acc)), key=lambda i: (val_acc[i], -i))
+
+
+def chosen_rate(mean_val_acc: dict[float, float]) -> float:
+    """Block 2: the learning rate of the highest mean last-epoch validation accuracy ({rate: mean}); a tie
+    goes to the study's 1e-3, then to the smaller rate."""
+    if not mean_val_acc:
+        raise ValueError("no learning rate to choose from")
+    return max(mean_val_acc, key=lambda rate: (mean_val_acc[rate], rate == 1e-3, -rate))
