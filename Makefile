@@ -49,7 +49,7 @@ test: venv data vendor lint book
 # figures (results/figures) and the analysis chapters, re-executed in place. Run it after adding records
 # to results/ (make land FROM=folder seals the finished runs of a working results folder and copies them
 # there), then `make test`.
-ANALYSIS := results claims sensitivity neurons uncertainty discussion reproduce
+ANALYSIS := results claims sensitivity neurons uncertainty explore discussion reproduce
 results: venv data
 	$(PY) -m snnlib report results --readme README.md
 	$(PY) -c "from snnlib.study.report import write_figures; write_figures('results', 'results/figures')"

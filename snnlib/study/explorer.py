@@ -469,15 +469,15 @@ class Explorer:
         return explorer_html(self.data)
 
     def __repr__(self) -> str:
-        return f"<results explorer: {self.summary()}>"
+        return f"<results explorer: {' '.join(self.summary().split())}>"
 
     def summary(self) -> str:
-        """What the explorer holds, in one line."""
+        """What the explorer holds, in two short lines."""
         dropout = [c for c in self.data["cells"] if c["kind"] != "none"]
         tested = sum(1 for c in dropout if c["tests"])
         evaluated = sum(1 for c in self.data["cells"] if c["uncertainty"])
         return (f"{len(dropout)} dropout cells and {len(self.data['cells']) - len(dropout)} base networks "
-                f"from {self.data['runs']} runs; {tested} cells are read by pre-registered tests, "
+                f"from {self.data['runs']} runs;\n{tested} cells are read by pre-registered tests, "
                 f"{evaluated} have uncertainty evaluations.")
 
 

@@ -146,7 +146,8 @@ _STYLE = """
 .snn-explorer .snx-caption { margin: 0 0 0.3rem 0; color: #444444; }
 .snn-explorer .snx-controls { display: flex; flex-wrap: wrap; gap: 0.35rem 0.8rem; margin: 0.6rem 0 0.2rem 0; }
 .snn-explorer .snx-control { display: flex; flex-direction: column; font-size: 0.8rem; color: #444444; }
-.snn-explorer .snx-control select { font-size: 0.88rem; min-width: 4.5rem; max-width: 15rem; padding: 0.1rem; }
+.snn-explorer .snx-control select { font-size: 0.88rem; width: auto; min-width: 4.5rem; max-width: 15rem;
+  padding: 0.1rem; }
 .snn-explorer .snx-note { min-height: 1.2em; margin: 0.2rem 0; color: #8a4b00; }
 .snn-explorer .snx-title { font-weight: 600; margin: 0.3rem 0; }
 .snn-explorer .snx-facts p, .snn-explorer .snx-facts li { margin: 0.25rem 0; }
