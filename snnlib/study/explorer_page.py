@@ -39,7 +39,7 @@ def chart_specs(limits: dict[str, float] | None = None) -> dict[str, dict]:
     import altair as alt
 
     who = alt.Color("who:N", scale=alt.Scale(domain=[BASE_LABEL, CELL_LABEL], range=["#6b6b6b", "#d9480f"]),
-                    legend=alt.Legend(title=None, orient="top"))
+                    legend=alt.Legend(title=None, orient="top", symbolOpacity=1))
     epoch = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
     seeds = alt.Chart(alt.NamedData(name="seeds")).mark_line(strokeWidth=1, opacity=0.3).encode(
         x=epoch, y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color=who, detail="line:N")
