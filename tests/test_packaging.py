@@ -11,7 +11,8 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 # import name -> distribution name, where they differ
-DISTRIBUTION = {"PIL": "pillow", "IPython": "ipython", "matplotlib_inline": "matplotlib-inline"}
+DISTRIBUTION = {"PIL": "pillow", "IPython": "ipython", "matplotlib_inline": "matplotlib-inline",
+                "vl_convert": "vl-convert-python"}
 
 
 def imported_packages(path: Path) -> set[str]:
