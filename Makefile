@@ -45,20 +45,17 @@ TEST_WORKERS ?= auto
 test: venv data vendor lint book
 	$(VENV)/bin/pytest -q --nbval -n $(TEST_WORKERS) --dist loadscope
 
-# Every output derived from the committed records, regenerated: the README's findings and tables, its
-# figures (results/figures) and the analysis chapters, re-executed in place. Run it after adding records
-# to results/ (make land FROM=folder seals the finished runs of a working results folder and copies them
-# there), then `make test`.
+# Every output derived from the committed records, regenerated all or nothing (scripts/regenerate.py): the
+# README's findings and tables, its figures (results/figures) and the analysis chapters, re-executed. Run it
+# after adding records to results/ (make land FROM=folder does it after landing), then `make test`.
 ANALYSIS := results claims sensitivity neurons uncertainty explore discussion reproduce
 results: venv data
-	$(PY) -m snnlib report results --readme README.md
-	$(PY) -c "from snnlib.study.report import write_figures; write_figures('results', 'results/figures')"
-	cd notebooks && for nb in $(ANALYSIS); do ../$(VENV)/bin/jupyter execute --inplace $$nb.ipynb || exit 1; done
+	$(PY) scripts/regenerate.py $(ANALYSIS)
 
-land: venv
-	$(PY) -m snnlib seal $(FROM)
-	$(PY) scripts/land_records.py $(FROM) --dest results
-	$(MAKE) results
+# Seals FROM, lands its finished runs of the design (whole or not at all) and regenerates, in one process:
+# stopping it (Ctrl-C, or killing make) stops all of it and leaves every file whole.
+land: venv data
+	$(PY) scripts/land_records.py $(FROM) --dest results --regenerate
 
 bench-deps: venv
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-bench.txt

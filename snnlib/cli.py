@@ -129,6 +129,17 @@ def _refuse_existing(path: str | None) -> None:
         raise ValueError(f"{path} exists; remove it or choose another file")
 
 
+def _grids_folder(path: str | None) -> Path:
+    from snnlib.study.design import DEFAULT_GRIDS
+
+    grids = DEFAULT_GRIDS if path is None else Path(path)
+    if not grids.is_dir():
+        raise ValueError(f"no grids folder {grids}; pass --grids DIR (the folder of the study's grid files)")
+    if not any(grids.glob("*.json")):
+        raise ValueError(f"no grid files in {grids}; pass --grids DIR (the folder of the study's grid files)")
+    return grids
+
+
 def _summary(args: argparse.Namespace) -> int:
     from snnlib.study.records import format_summary, load_records, runs_table, summary
 
@@ -144,9 +155,7 @@ def _summary(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from snnlib.study.report import study_report
 
-    grids = Path(args.grids)
-    if not grids.is_dir():
-        raise ValueError(f"no grids folder {grids}; pass --grids DIR (the folder of the study's grid files)")
+    grids = _grids_folder(args.grids)
     readme = None
     if args.readme:
         readme = Path(args.readme)
@@ -182,7 +191,8 @@ def _compare(args: argparse.Namespace) -> int:
         from snnlib.experiment.grid import expand_grid, load_grid
 
         expected = [spec.rel for spec in expand_grid(load_grid(args.grid))]
-    (old, old_refused), (new, new_refused) = scan_records(reference), scan_records(rerun)
+    old, new = scan_records(reference), scan_records(rerun)
+    (old, old_refused), (new, new_refused) = (old.records, old.refused), (new.records, new.refused)
     if not new and not new_refused:
         raise ValueError(f"no run records under {rerun}")
     rows = compare_records(old, new, new_refused, expected, old_refused)
@@ -209,15 +219,19 @@ def _compare(args: argparse.Namespace) -> int:
 def _claims(args: argparse.Namespace) -> int:
     from snnlib.experiment.system import git_commit, write_json_atomic
     from snnlib.study.claims import evaluate_claims, verdict_table
-    from snnlib.study.records import load_records
+    from snnlib.study.design import study_design
+    from snnlib.study.records import scan_line, scan_records, warn_scan
 
     root = _results_folder(args.results)
     _refuse_existing(args.json)
-    records = load_records(root)
+    scan = scan_records(root, study_design(_grids_folder(args.grids)))
+    warn_scan(root, scan)
+    records = scan.records
     if not records:
-        raise ValueError(f"no run records under {root}")
+        raise ValueError(f"no run records of the design under {root}")
     claims = evaluate_claims(records)
     print(verdict_table(claims))
+    print(f"\n{scan_line(scan).replace('**', '').replace('`', '')}")
     if args.json:
         commit, dirty = git_commit()
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -284,17 +298,22 @@ def build_parser() -> argparse.ArgumentParser:
                                         "reference record must have its rerun")
     compare.add_argument("--json", help="also write the comparison to this JSON file (must not exist)")
     claims = sub.add_parser("claims", help="the verdict on each of the paper's claims, from the records under RESULTS",
-                            description="Test the paper's claims C1-C3 on every run record under RESULTS (runs are "
-                                        "chosen by configuration, so added runs of the study's configurations count) "
-                                        "and print the verdict table; the rules are in snnlib.study.claims.")
+                            description="Test the paper's claims C1-C3 on the run records under RESULTS that the design "
+                                        "plans (the grid files of --grids: a record counts in its planned folder with "
+                                        "its planned configuration; others are ignored or, for a copy of a planned "
+                                        "run, an error) and print the verdict table; the rules are in "
+                                        "snnlib.study.preregistration.")
     claims.add_argument("results", help="a results folder, e.g. results")
+    claims.add_argument("--grids", help="the folder of the grid files, the design whose records count (default: "
+                                        "the project's grids/)")
     claims.add_argument("--json", help="also write every test, cell and verdict to this JSON file (must not exist)")
     report = sub.add_parser("report", help="the study's results as Markdown (the README's Results section)",
                             description="Print progress per grid, the final numbers of every kind at every site, the "
                                         "verdict table, the key tests, the uncertainty tables and the compute, from "
                                         "the records under RESULTS.")
     report.add_argument("results", help="a results folder, e.g. results")
-    report.add_argument("--grids", default="grids", help="the folder of the grid files (default: grids)")
+    report.add_argument("--grids", help="the folder of the grid files, the design whose records count (default: "
+                                        "the project's grids/)")
     report.add_argument("--readme", help="replace the report block of this README (between its report markers) "
                                          "instead of printing")
     seal = sub.add_parser("seal", help="seal the run records and evaluations of a results folder once (version 3)",

@@ -297,11 +297,14 @@ def test_claims_prints_the_verdict_table_and_writes_json_once(cli, tmp_path):
     from recordmaker import make_record
 
     from snnlib.experiment.system import write_json_atomic
+    from snnlib.study.design import run_key, study_design
 
+    design = study_design()
     for seed in range(5):
         for variant, acc in (("none", 0.97), ("dropout", 0.95)):
             record = make_record("mnist", variant, seed, test_acc=acc + 0.001 * seed, train_loss=0.05 + 0.001 * seed)
-            folder = tmp_path / "results" / record.pop("path")
+            record.pop("path")
+            folder = tmp_path / "results" / design.by_key[run_key(record)]  # where the design plans it
             folder.mkdir(parents=True)
             write_json_atomic(folder / "metrics.json", record)
     out = tmp_path / "claims.json"

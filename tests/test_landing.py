@@ -72,18 +72,17 @@ def test_a_run_lands_only_with_its_planned_evaluations(tmp_path):
     hidden = make_record("mnist", "alpha", seed=0, site="hidden", path="sites/mnist/alpha_p0.5_step_hidden/seed0")
     for record in (paper, hidden):
         _write(source, f"{record['path']}/metrics.json", record)
-    copies, conflicts, waiting = landing(source, dest)
-    assert [str(c) for c in copies] == [f"{hidden['path']}/metrics.json"] and not conflicts
+    copies, errors, waiting, _ = landing(source, dest)
+    assert [str(c) for c in copies] == [f"{hidden['path']}/metrics.json"] and not errors
     assert waiting == [f"{paper['path']} waits for {paper['path']}/uncertainty.json "
                        f"(python scripts/run_uncertainty.py {source})"]
     _write(source, f"{paper['path']}/uncertainty.json", make_evaluation(paper))
-    copies, _, waiting = landing(source, dest)
+    copies, _, waiting, _ = landing(source, dest)
     assert {str(c) for c in copies} == {f"{hidden['path']}/metrics.json", f"{paper['path']}/metrics.json",
                                          f"{paper['path']}/uncertainty.json"} and not waiting
     (source / paper["path"] / "uncertainty.json").unlink()
     _write(dest, f"{paper['path']}/metrics.json", paper)
-    _, _, waiting = landing(source, dest)
-    assert not waiting
+    assert not landing(source, dest).waiting
 
 
 def test_the_landing_command_says_what_it_held_back(tmp_path):
@@ -97,7 +96,7 @@ def test_the_landing_command_says_what_it_held_back(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert ("held back: paper/cifar10/none_p0_step_current/seed5 waits for "
             "paper/cifar10/none_p0_step_current/ensemble_seeds56789.json") in proc.stdout
-    assert "0 files landed, 1 runs held back, 0 conflicts" in proc.stdout
+    assert "0 files landed, 1 runs held back" in proc.stdout
     assert not dest.exists() or not any(dest.rglob("*.json"))
 
 
@@ -120,7 +119,8 @@ echo "$*" >> {log}
     grids = [c.split()[2] for c in calls if "snnlib.experiment.runner" in c]
     assert sorted(grids) == sorted(2 * [f"grids/{g}.json" for g in ("paper", "control", "tuning", "sites_dense", "sites",
                                                                       "sites_seeds", "paper_seeds", "rates", "budget",
-                                                                      "ensembles")])
+                                                                      "ensembles", "hidden_budget",
+                                                                      "learning_rates")])
     evaluations = [c for c in calls if "uncertainty" in c]
     assert len(evaluations) >= 2 and set(evaluations) == {f"scripts/run_uncertainty.py {results}"}
     # the working folder starts from the landed records and evaluations, which are not evaluated again

@@ -220,7 +220,14 @@ def _save_atomic(path: Path, array: np.ndarray) -> None:
 def fetch(name: str) -> Path:
     """Makes sure both splits of ``name`` are in the cache, verified; returns the data dir."""
     root = data_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise DataError(f"the data folder {root} is a file, not a folder; set SNNLIB_DATA to a folder (new or "
+                        f"holding the cached datasets) or unset it to use data/")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot make the data folder {root} ({err.strerror}); set SNNLIB_DATA to a folder "
+                        f"you can write") from err
     missing = [s for s in SPLITS if not all(p.exists() for p in _cache_paths(name, s, root))]
     if not missing:
         return root
@@ -241,16 +248,21 @@ def fetch(name: str) -> Path:
     return root
 
 
+def _load_cached(name: str, split: str, path: Path) -> np.ndarray:
+    """One cached array; a garbled file is a :class:`DataError` that names it."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as err:  # noqa: BLE001 - numpy raises many kinds for a garbled file
+        raise DataError(f"cannot read cached {name} {split} ({path.name}): {type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''}; delete it and run "
+                        f"`python -m snnlib fetch {name}`") from err
+
+
 def load(name: str, split: str, verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(M, 28, 28)`` or ``(M, 32, 32, 3)`` and labels ``(M,)`` as uint8 arrays."""
     _check_name(name, split)
     images_path, labels_path = _cache_paths(name, split, fetch(name))
-    try:
-        images, labels = np.load(images_path, allow_pickle=False), np.load(labels_path, allow_pickle=False)
-    except Exception as err:  # noqa: BLE001 - numpy raises many kinds for a garbled file
-        raise DataError(f"cannot read cached {name} {split} ({images_path.name}): {type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''}; delete it and run "
-                        f"`python -m snnlib fetch {name}`") from err
+    images, labels = (_load_cached(name, split, path) for path in (images_path, labels_path))
     if verify:
         _verify(name, split, images, labels, f"cache {images_path.parent.name}/")
     return images, labels

@@ -21,7 +21,14 @@ from pathlib import Path
 from snnlib.experiment.config import RunConfig, config_difference
 from snnlib.experiment.grid import LAYOUT_KEYS
 from snnlib.experiment.run import divergence, record_problem
-from snnlib.experiment.system import FolderLocked, allocator_env, folder_busy, folder_claim
+from snnlib.experiment.system import (
+    FolderLocked,
+    allocator_env,
+    folder_busy,
+    folder_claim,
+    folder_owner,
+    name_owner,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "experiment.ipynb"
@@ -77,7 +84,7 @@ def run_notebook(notebook: str | Path, output: str | Path, parameters: dict, *, 
     return proc.returncode, stderr
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """The processes below ``pid`` (children, their children, ...), from ``/proc`` (Linux)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -94,7 +101,7 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _stop_when_parent_goes(interval: float = PARENT_POLL_S) -> None:
+def stop_when_parent_goes(interval: float = PARENT_POLL_S) -> None:
     """In a child: once its parent (the runner, or a Dask worker) is gone, kill the kernel and exit.
 
     The kernel runs in a session of its own (jupyter_client starts it so), so a signal to the
@@ -107,10 +114,7 @@ def _stop_when_parent_goes(interval: float = PARENT_POLL_S) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(interval)
-        for pid in _descendants(os.getpid()):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        os._exit(143)
+        stop_descendants(143)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
@@ -118,7 +122,7 @@ def _stop_when_parent_goes(interval: float = PARENT_POLL_S) -> None:
 def _execute_one() -> int:
     """The child process of :func:`run_notebook`: one notebook through papermill's Python API."""
     task = json.load(sys.stdin)
-    _stop_when_parent_goes()
+    stop_when_parent_goes()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -190,16 +194,21 @@ def execute(task: dict) -> dict:
     output_nb = out / "experiment.ipynb"
     result = {"name": task["name"], "out": str(out), "notebook": str(output_nb), "status": "failed",
               "device": task["params"].get("device")}
+    owner = json.dumps(task["config"], sort_keys=True)
     try:
         if folder_busy(out):  # another process (a runner's kernel, a train command) is training it
-            result.update(status="busy")
-            return result
+            return _busy(result, out, task["config"])
         out.mkdir(parents=True, exist_ok=True)
         with folder_claim(out):  # held for the whole notebook: no second runner starts one here
             if folder_busy(out):
-                result.update(status="busy")
+                return _busy(result, out, task["config"])
+            foreign = _foreign_record(out, task["config"])
+            if foreign:  # never run a notebook (nor write its copy) into another run's folder
+                result["error"] = foreign
                 return result
             done = _settled_record(out, task["config"])
+            if done is None:
+                name_owner(out, owner)
             if done is not None:  # another runner ended it since this one looked: its notebook stays
                 if done["status"] == "diverged":
                     result["error"] = divergence(done)
@@ -208,12 +217,53 @@ def execute(task: dict) -> dict:
                 return result
             return _execute_claimed(task, out, output_nb, result)
     except FolderLocked:  # another runner has claimed it
-        result.update(status="busy")
+        _busy(result, out, task["config"])
     except Exception as err:  # noqa: BLE001 - a failure of one configuration must not stop the grid
         result["error"] = f"{type(err).__name__}: {err}"
     finally:
         result["elapsed_s"] = time.perf_counter() - start
     return result
+
+
+def other_owner(out: Path, config: dict) -> str | None:
+    """Why the process working on ``out`` is not training ``config`` there (the configuration it named,
+    :func:`snnlib.experiment.system.folder_owner`, differs), or None."""
+    owner = folder_owner(out)
+    if owner is None:
+        return None
+    try:
+        differs = config_difference(json.loads(owner), RunConfig.from_dict(config))
+    except (ValueError, TypeError):
+        return None
+    if not differs:
+        return None
+    return (f"another process trains another configuration in {out} (it differs in: {', '.join(differs)}): two "
+            f"grids with one name plan different runs in one folder; give one grid another name or another "
+            f"results folder")
+
+
+def _busy(result: dict, out: Path, config: dict) -> dict:
+    """``busy`` when the process working on ``out`` trains ``config`` there, a failure when it trains another."""
+    why = other_owner(out, config)
+    if why is None:
+        result.update(status="busy")
+    else:
+        result["error"] = why
+    return result
+
+
+def _foreign_record(out: Path, config: dict) -> str | None:
+    """Why ``out`` holds another run's record (a readable record of another configuration), or None."""
+    try:
+        record = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    saved = record.get("config") if isinstance(record, dict) else None
+    differs = config_difference(saved, RunConfig.from_dict(config)) if isinstance(saved, dict) else ["config"]
+    if not differs:
+        return None
+    return (f"{out} holds the record of another configuration (it differs in: {', '.join(differs)}); "
+            f"nothing was run or written there; move it away")
 
 
 def _settled_record(out: Path, config: dict) -> dict | None:
@@ -262,6 +312,15 @@ def run_summary(record: dict) -> dict:
     last = record["epochs"][-1] if record.get("epochs") else {}
     return {"test_acc": last.get("test_acc"), "train_loss": last.get("train_loss"),
             "epochs": len(record.get("epochs", [])), "wall_time_s": record.get("wall_time_s")}
+
+
+def stop_descendants(code: int = 143) -> None:
+    """Kill every process below this one (kernels run in sessions of their own, out of reach of a signal
+    to the process group) and exit with ``code``."""
+    for pid in descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    os._exit(code)
 
 
 def interrupt_children() -> None:

@@ -14,6 +14,15 @@ from pathlib import Path
 import torch
 
 from snnlib.experiment.config import RunConfig, RunError, config_difference, stream_seed
+from snnlib.experiment.record import (  # noqa: F401 - re-exported: the readers take them from here
+    NEURON_FIELDS,
+    RECORD_STATUSES,
+    RECORD_VERSION,
+    SEAL_HINT,
+    SEALED_VERSION,
+    record_digest,
+    record_problem,
+)
 from snnlib.experiment.system import (
     LOCK_FILE,
     FolderLocked,
@@ -21,8 +30,8 @@ from snnlib.experiment.system import (
     device_description,
     folder_lock,
     git_commit,
-    json_digest,
     load_state,
+    name_owner,
     resolve_device,
     save_state,
     save_torch_atomic,
@@ -45,26 +54,6 @@ WEIGHTS_FILE = "weights.pt"
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
-
-
-# 2: dropout-off training metrics, validation split, init_seed, weights file; 3: the record must carry its
-# SHA-256 (``record_sha256``), so that a record whose digest was deleted cannot pass for an older one, and a
-# finished record holds exactly its configuration's epochs. Version-2 records are sealed once into version 3
-# by ``python -m snnlib seal`` (:func:`snnlib.study.seal.seal_results`); the analysis reads version 3 only.
-RECORD_VERSION = 3
-
-
-SEALED_VERSION = 3  # the first version that requires the digest
-
-
-RECORD_STATUSES = ("running", "finished", "diverged")
-
-
-SEAL_HINT = "seal its results folder once with `python -m snnlib seal RESULTS`"
-
-
-# per-neuron lists of a finished record
-NEURON_FIELDS = ("hidden_importance", "hidden_silencing_drop", "hidden_firing_rate", "hidden_mean_spike_step")
 
 
 # Files a run folder may hold: the record, the states, the runner's executed notebook, the lock, the
@@ -101,83 +90,6 @@ def _check_run_folder(out: Path) -> None:
     if others:
         raise RunError(f"--out {out} holds files that are not a run's ({', '.join(others[:3])}"
                        f"{', ...' if len(others) > 3 else ''}); choose a new or empty folder")
-
-
-
-def record_digest(record: dict) -> str:
-    """SHA-256 of a record's canonical strict JSON, without its own ``record_sha256`` (and the
-    ``path`` that :func:`snnlib.study.records.load_records` adds): a record changed after it was
-    written no longer matches the digest it carries."""
-    return json_digest(record, ("record_sha256", "path"))
-
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-
-def _structure_problem(record: dict) -> str | None:
-    """What is wrong with the form of a record whose digest checks out (None: nothing)."""
-    status = record.get("status")
-    if status not in RECORD_STATUSES:
-        return f"its status {status!r} is not one of {', '.join(RECORD_STATUSES)}"
-    try:
-        config = RunConfig.from_dict(record["config"])
-    except (ValueError, TypeError) as err:
-        return f"its configuration is not valid ({err})"
-    epochs = record.get("epochs")
-    if not isinstance(epochs, list):
-        return f"its epochs are not a list of epochs (got {type(epochs).__name__})"
-    for i, entry in enumerate(epochs, 1):
-        if not isinstance(entry, dict) or entry.get("epoch") != i or isinstance(entry.get("epoch"), bool):
-            return f"its epoch entry {i} is not epoch {i}"
-        bad = sorted(k for k, v in entry.items() if v is not None and not _is_number(v))
-        if bad:
-            return f"its epoch {i} holds values that are not numbers ({', '.join(bad)})"
-    for key in NEURON_FIELDS:
-        values = record.get(key)
-        if values is not None and not (isinstance(values, list) and all(_is_number(v) for v in values)):
-            return f"its {key} is not a list of numbers"
-    done, wanted = len(epochs), config.epochs
-    if status == "finished" and done != wanted:
-        return f"it is marked finished but holds {done} of the {wanted} epochs of its configuration"
-    if status == "diverged" and not (record.get("diverged_at_epoch") == done and 1 <= done <= wanted):
-        return f"it is marked diverged at epoch {record.get('diverged_at_epoch')} but holds {done} epochs"
-    if status == "running" and done > wanted:
-        return f"it holds {done} epochs, more than the {wanted} of its configuration"
-    return None
-
-
-
-def record_problem(record: object, sealed: bool = True) -> str | None:
-    """Why ``record`` (a parsed ``metrics.json``) cannot be trusted, in words; None if it can.
-
-    A record is trusted when it carries the SHA-256 of its contents (:func:`record_digest`) and it
-    matches, and when it is a run record that agrees with its own configuration: a valid
-    configuration, epochs numbered 1, 2, ... holding numbers, and a finished run holds exactly its
-    configuration's epochs (a diverged one stops at ``diverged_at_epoch``). With ``sealed`` (every
-    reader of the analysis) it must also be of version :data:`SEALED_VERSION` or later; ``train``
-    and the seal step also take the version-2 records written with a digest.
-    """
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        return "it is not a run record (no configuration)"
-    version = record.get("record_version", 1)
-    if not _is_number(version) or version != int(version):
-        return f"its record_version {version!r} is not an integer"
-    if version > RECORD_VERSION:
-        return f"record version {version} is newer than this library reads ({RECORD_VERSION}); update snnlib"
-    digest = record.get("record_sha256")
-    if digest is None:
-        if version >= SEALED_VERSION:
-            return (f"it carries no SHA-256, which a record of version {version} must carry: it was changed "
-                    f"after it was written")
-        return f"it is not sealed (record version {version} without a SHA-256); {SEAL_HINT}"
-    if digest != record_digest(record):
-        return "it was changed after it was written (its SHA-256 differs)"
-    if sealed and version < SEALED_VERSION:
-        return f"it is not sealed (record version {version}); {SEAL_HINT}"
-    return _structure_problem(record)
 
 
 
@@ -326,6 +238,7 @@ def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
     if existing is not None and existing.get("status") in ("finished", "diverged"):
         log(f"{out}: already {existing['status']} ({len(existing['epochs'])} epochs), nothing to do")
         return existing
+    name_owner(out, json.dumps(config.to_dict(), sort_keys=True))  # what a second runner checks (runner.py)
     checkpoint_path = out / CHECKPOINT_FILE
     ckpt = load_checkpoint(config, checkpoint_path, dev)
     data = load_run_data(config, dev)

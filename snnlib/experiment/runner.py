@@ -79,7 +79,10 @@ claims the folder (:func:`snnlib.experiment.system.folder_claim`) before its not
 notebook runs, so two runners on one results folder cannot write the same run nor its executed notebook: a
 runner that reaches a configuration another process has claimed or is training leaves it to that process
 (``busy``, not a failure) and goes on with the next, so two runners with ``--jobs 1`` each can work through
-the same grid files side by side (``scripts/run_study.sh``).
+the same grid files side by side (``scripts/run_study.sh``). The lock file names the configuration trained
+(:func:`snnlib.experiment.system.folder_owner`): a runner whose grid plans another configuration in a folder that
+another process is training (two grids of one name with different settings) stops at once with exit status 2,
+and a folder that holds another configuration's record is never run into (no notebook, no file written).
 Ctrl-C or SIGTERM shut the kernels down cleanly. When the runner is killed (even
 with SIGKILL), each child notices within a second that its parent is gone, kills its kernel and exits, so
 the runner can be restarted at once. With ``--scheduler``, configurations already started keep running on
@@ -111,10 +114,11 @@ from snnlib.experiment.notebook_task import (
     execute,
     interrupt_children,
     notebook_parameters,
+    other_owner,
     run_notebook,
     run_summary,
 )
-from snnlib.experiment.system import assign_devices, parse_device
+from snnlib.experiment.system import assign_devices, folder_busy, folder_claimed, parse_device
 
 __all__ = ["build_parser", "execute", "main", "run_notebook"]
 
@@ -232,6 +236,8 @@ def _plan(args: argparse.Namespace, specs: list[RunSpec], states: dict, grid_roo
         if state not in ("new", "partial"):
             continue
         out = grid_root / spec.rel
+        if out.is_dir() and (folder_busy(out) or folder_claimed(out)) and (why := other_owner(out, spec.config)):
+            raise GridError(why)  # refused at once: two grids of one name plan different runs here
         tasks.append({"name": spec.rel, "out": str(out), "config": spec.config,
                       "params": notebook_parameters(spec.kwargs, out, args.device),
                       "notebook": str(notebook), "cwd": str(notebook.parent), "kernel": KERNEL,

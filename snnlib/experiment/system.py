@@ -269,6 +269,49 @@ def load_state(path: str | Path, map_location: torch.device | str = "cpu") -> tu
     return outer["config"], state
 
 
+# ---------------------------------------------------------------- reading a folder tree
+
+MAX_DEPTH = 12  # folders below a results folder that a reader looks into (the study's runs sit 4 deep)
+
+
+def walk_files(root: str | Path, wanted: Callable[[str], bool],
+               max_depth: int = MAX_DEPTH) -> tuple[list[Path], list[tuple[str, str]]]:
+    """(files, skipped): the regular files under ``root`` whose name ``wanted`` accepts, sorted by path, and
+    (path relative to ``root``, why) for each thing not read: an entry that is neither a regular file nor a
+    folder (a FIFO, a socket, a device, a symbolic link: never opened, never followed), a folder deeper than
+    ``max_depth``, a folder that cannot be listed. Iterative, so any depth of nesting is safe."""
+    root = Path(root)
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as err:
+            skipped.append((folder.relative_to(root).as_posix(), f"its folder cannot be listed ({err.strerror})"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as err:
+                skipped.append((path.relative_to(root).as_posix(), f"it cannot be read ({err.strerror})"))
+                continue
+            if stat.S_ISDIR(mode):
+                if depth + 1 >= max_depth:
+                    skipped.append((path.relative_to(root).as_posix(),
+                                    f"it is a folder deeper than {max_depth} levels; not read"))
+                else:
+                    stack.append((path, depth + 1))
+            elif not stat.S_ISREG(mode):
+                what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file or folder"
+                skipped.append((path.relative_to(root).as_posix(), f"it is {what}; not read"))
+            elif wanted(entry.name):
+                files.append(path)
+    return sorted(files), sorted(skipped)
+
+
 # ---------------------------------------------------------------- run folders
 
 class FolderLocked(RuntimeError):
@@ -297,6 +340,33 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
         yield path
 
 
+def name_owner(folder: str | Path, owner: str) -> None:
+    """Writes ``owner`` (the configuration a process is about to train in ``folder``, which it has claimed or
+    locked) into the folder's lock file, for :func:`folder_owner`; the file is left alone when it says so."""
+    path = Path(folder) / LOCK_FILE
+    data = owner.encode()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if os.pread(fd, len(data) + 1, 0) != data:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise storage_error(path, err) from err
+
+
+def folder_owner(folder: str | Path) -> str | None:
+    """What the process working on ``folder`` said it trains there (:func:`name_owner`), or None; meaningful
+    while the folder is busy or claimed."""
+    try:
+        text = (Path(folder) / LOCK_FILE).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
+
+
 @contextlib.contextmanager
 def _exclusive(fd: int, taken: str) -> Iterator[None]:
     """Holds ``fcntl.flock`` on the open ``fd`` for the block, then closes it (which releases the lock);
@@ -316,9 +386,9 @@ def _exclusive(fd: int, taken: str) -> Iterator[None]:
 @contextlib.contextmanager
 def folder_claim(folder: str | Path) -> Iterator[Path]:
     """Holds an exclusive claim on the existing ``folder`` for the block: ``fcntl.flock`` on the folder
-    itself, so no file is made, and independent of :func:`folder_lock` (the runner claims a run folder
-    for the whole notebook, whose kernel then takes the folder's lock). A second claim, from any
-    process, gets :class:`FolderLocked` at once; the claim goes with the process."""
+    itself, independent of :func:`folder_lock` (the runner claims a run folder for the whole notebook,
+    whose kernel then takes the folder's lock). A second claim, from any process, gets
+    :class:`FolderLocked` at once; the claim goes with the process."""
     folder = Path(folder)
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
@@ -326,6 +396,17 @@ def folder_claim(folder: str | Path) -> Iterator[Path]:
         raise storage_error(folder, err) from err
     with _exclusive(fd, f"another process is working on {folder}; wait for it to end or choose another folder"):
         yield folder
+
+
+def folder_claimed(folder: str | Path) -> bool:
+    """Whether another process holds the claim of ``folder`` (:func:`folder_claim`) now."""
+    try:
+        with folder_claim(folder):
+            return False
+    except FolderLocked:
+        return True
+    except StorageError:
+        return False
 
 
 def folder_busy(folder: str | Path) -> bool:

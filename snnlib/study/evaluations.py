@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 
 from snnlib.experiment.config import RunConfig
+from snnlib.experiment.system import walk_files
 from snnlib.study import records as R
 from snnlib.study.claims import Test, apply_holm, welch_test
+from snnlib.study.design import DEFAULT_GRIDS, Design, study_design
 from snnlib.study.questions import two_sided_label
 
 METRICS = ("accuracy", "nll", "brier", "ece", "mean_confidence", "mean_entropy", "mean_mutual_information")
@@ -47,22 +49,25 @@ METHOD_NAMES = {"deterministic": "deterministic (dropout off)", "temperature": "
                 "single_pass_potential": "single pass, potential", "ensemble": "ensemble of 5 base runs"}
 
 
-def load_evaluations(root: str | Path) -> list[dict]:
+def load_evaluations(root: str | Path, design: Design | None = None) -> list[dict]:
     """Every evaluation under ``root``: ``**/uncertainty.json`` (one run) and ``**/ensemble*.json``
     (several), each with ``path``, its file relative to ``root``, each evaluation once.
 
     Only sealed files made from the sealed records beside them are read
     (:func:`snnlib.uncertainty.evaluate.evaluation_problem`): the file's own SHA-256 must check out, and so must
     the SHA-256 of each run record it names (a run's: the record in its folder; an ensemble's: each
-    member's), which :func:`snnlib.study.records.load_records` must read (under ``root``, each run once). An
-    edited file, a copy into a folder without its run, a file left from before its folder's run was
-    trained again, or a second file of the same ensemble is skipped with a one-line warning."""
+    member's), which :func:`snnlib.study.records.scan_records` must count (under ``root``, each run once, and
+    with ``design`` only the design's records). An edited file, a copy into a folder without its run, a file
+    left from before its folder's run was trained again, or a second file of the same ensemble is skipped
+    with a one-line warning; nothing that is not a regular file is opened."""
     root = Path(root)
     if not root.is_dir():
         return []
-    record_at = _records_at(root)
+    record_at = _records_at(root, design)
     found, seen = [], {}
-    for path in sorted([*root.glob("**/uncertainty.json"), *root.glob("**/ensemble*.json")]):
+    paths, _ = walk_files(root, lambda name: name == "uncertainty.json" or
+                          (name.startswith("ensemble") and name.endswith(".json")))
+    for path in paths:
         rel = path.relative_to(root).as_posix()
         try:
             evaluation = json.loads(path.read_text())
@@ -82,12 +87,17 @@ def load_evaluations(root: str | Path) -> list[dict]:
     return found
 
 
-def _records_at(root: Path):
-    """``record_at(folder)``: the record :func:`records.load_records` reads in ``folder`` (under ``root``),
+def load_study_evaluations(root: str | Path, grids_dir: str | Path | None = None) -> list[dict]:
+    """The evaluations of the design's records (:func:`snnlib.study.records.load_study`) under ``root``."""
+    return load_evaluations(root, study_design(DEFAULT_GRIDS if grids_dir is None else grids_dir))
+
+
+def _records_at(root: Path, design: Design | None = None):
+    """``record_at(folder)``: the record :func:`records.scan_records` counts in ``folder`` (under ``root``),
     or why there is none."""
-    records, refused = R.scan_records(root)
+    records, refused, ignored = R.scan_records(root, design)
     by_folder = {(root / r["path"]).resolve(): r for r in records}
-    why_not = {(root / rel).resolve(): why for rel, why in refused}
+    why_not = {(root / rel).resolve(): why for rel, why in (*refused, *ignored)}
 
     def record_at(folder: Path) -> dict | str:
         folder = folder.resolve()

@@ -71,7 +71,7 @@ def explorer_data(root: str | Path) -> dict:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"explorer: no results folder at {root}")
-    records = R.load_records(root)
+    records = R.load_study(root)
     table = R.runs_table(records)
     runs = design_runs(table)
     if runs.empty:
@@ -80,7 +80,7 @@ def explorer_data(root: str | Path) -> dict:
     every = every[every["path"].isin(set(runs["path"]))]
     epochs = {path: frame for path, frame in every.groupby("path", sort=False)}
     claims = C.evaluate_claims(table)
-    uncertainty = _uncertainty_values(E.load_evaluations(root))
+    uncertainty = _uncertainty_values(E.load_study_evaluations(root))
 
     cells: dict[str, dict] = {}
     for key, group in runs.groupby(list(_GROUP_KEYS), sort=False, dropna=False):

@@ -6,45 +6,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 from snnlib.experiment.run import timing_free
+from snnlib.study.design import ExpectedRun, expected_runs, study_grids  # noqa: F401 - the planned runs, re-exported
 from snnlib.study.preregistration import ENSEMBLES, planned_evaluations
 from snnlib.study.records import is_finished, run_key
-
-
-class ExpectedRun(str):
-    """A run folder that a grid file asks for (``NAME/dataset/cell/seedK``, relative to a results folder),
-    with ``config``: the configuration the grid asks for there (None where it is invalid)."""
-
-    config: dict | None
-
-    def __new__(cls, rel: str, config: dict | None = None) -> ExpectedRun:
-        run = super().__new__(cls, rel)
-        run.config = config
-        return run
-
-
-
-def expected_runs(grid_files: Iterable[str | Path]) -> list[ExpectedRun]:
-    """The run folders (``NAME/dataset/cell/seedK``, relative to a results folder) that grid files ask for,
-    each with the configuration asked for (:class:`ExpectedRun`)."""
-    from snnlib.experiment.grid import expand_grid, load_grid
-
-    runs = []
-    for path in grid_files:
-        grid = load_grid(path)
-        runs += [ExpectedRun(f"{grid['name']}/{spec.rel}", spec.config) for spec in expand_grid(grid)]
-    return list(dict.fromkeys(runs))
-
-
-
-def study_grids(grids_dir: str | Path) -> list[Path]:
-    """The grid files of the study in ``grids_dir``: every ``*.json`` but the smoke test, sorted."""
-    return [g for g in sorted(Path(grids_dir).glob("*.json")) if g.stem != "smoke"]
 
 
 def _run_state(rel: str, by_path: dict[str, dict]) -> str:
@@ -288,6 +258,12 @@ def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: I
                 row.update(verdict="differs", why=why or "hidden_importance differs")
         rows.append(row)
     present = {row["path"] for row in rows}
+    for rel, why in bad_reference.items():  # a reference that cannot be read is a difference, rerun or not
+        if rel not in present:
+            rows.append({"path": rel, "rerun_wall_time_s": None, "reference_wall_time_s": None,
+                         "rerun_git_commit": None, "rerun_device_name": None, "importance_difference": None,
+                         "verdict": "reference refused", "why": why})
+            present.add(rel)
     for rel in (by_path if expected is None else expected):
         if rel not in present:
             old = by_path.get(rel)

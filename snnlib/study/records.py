@@ -46,9 +46,7 @@ and after.
 
 from __future__ import annotations
 
-import json
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -56,9 +54,15 @@ import numpy as np
 import pandas as pd
 
 from snnlib.experiment.config import RunConfig
-from snnlib.experiment.run import record_problem
 from snnlib.model.dropout import KINDS
 from snnlib.model.network import SITES, NetworkConfig
+from snnlib.study.design import DEFAULT_GRIDS, Design, study_design
+from snnlib.study.design import Scan as Scan  # re-exported: the study's readers take these from here
+from snnlib.study.design import is_finished as is_finished
+from snnlib.study.design import run_key as run_key
+from snnlib.study.design import scan_line as scan_line
+from snnlib.study.design import scan_records as scan_records
+from snnlib.study.design import warn_scan as warn_scan
 
 DATASETS = ("mnist", "cifar10")
 DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
@@ -98,68 +102,23 @@ def metric_scale(metric: str) -> float:
 
 # ---------------------------------------------------------------- reading
 
-def run_key(record: dict) -> str:
-    """A run's identity: its whole configuration, seeds included, as canonical JSON (keys a record
-    lacks take the defaults of its time), whatever folder holds it and however it was spelled."""
-    return json.dumps(RunConfig.from_dict(record["config"]).to_dict(), sort_keys=True)
-
-
-def scan_records(root: str | Path) -> tuple[list[dict], list[tuple[str, str]]]:
-    """(records, refused) under ``root``: the records :func:`load_records` returns, and for every
-    ``metrics.json`` it does not read, (its folder relative to ``root``, why) in one line."""
-    root = Path(root)
-    if not root.is_dir():
-        return [], []
-    found, refused = [], []
-    for path in sorted(root.glob("**/metrics.json")):
-        rel = path.parent.relative_to(root).as_posix()
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            refused.append((rel, f"it is not readable JSON ({err})"))
-            continue
-        problem = record_problem(record, sealed=True)
-        if problem is not None:
-            refused.append((rel, problem))
-            continue
-        record["path"] = rel
-        found.append(record)
-    # One record per run (configuration and seed): a copy of a folder, or the same configuration spelled
-    # another way in a grid, is not another seed. A finished record is kept before an unfinished one.
-    kept: dict[str, int] = {}
-    for i in sorted(range(len(found)), key=lambda i: (not is_finished(found[i]), i)):
-        key = run_key(found[i])
-        if key in kept:
-            refused.append((found[i]["path"], f"it is the same run (configuration and seed) as "
-                                              f"{found[kept[key]]['path']}, which is counted"))
-        else:
-            kept[key] = i
-    return [found[i] for i in sorted(kept.values())], refused
-
-
-def load_records(root: str | Path) -> list[dict]:
-    """Every run record under ``root`` (``**/metrics.json``), sorted by folder, each run once.
+def load_records(root: str | Path, design: Design | None = None) -> list[dict]:
+    """Every run record under ``root`` that counts (:func:`scan_records`), sorted by folder, each run once.
 
     Each record gets ``path``, its folder relative to ``root`` (``paper/mnist/none_p0_step_current/seed0``
-    when ``root`` is the results folder). A missing ``root`` gives an empty list. Only sealed, intact
-    records are read (:func:`snnlib.experiment.run.record_problem`: version 3 with a SHA-256 that matches, a
-    valid configuration, as many epochs as it says); every other file is skipped with a one-line warning,
-    and so is a second record of a run already read (the same configuration and seed in another folder).
+    when ``root`` is the results folder). A missing ``root`` gives an empty list. Every file that does not
+    count is named in a one-line warning: ``skipping`` (an error) or ``ignoring`` (outside the ``design``).
+    The study's readers pass the design (:func:`load_study`).
     """
-    records, refused = scan_records(root)
-    for rel, why in refused:
-        warnings.warn(f"skipping {Path(root) / rel / 'metrics.json'}: {why}", stacklevel=2)
-    return records
+    scan = scan_records(root, design)
+    warn_scan(root, scan)
+    return scan.records
 
 
-def is_finished(record: dict) -> bool:
-    """Whether the run finished: status ``finished`` and exactly the epochs its configuration asks for."""
-    epochs = record.get("epochs")
-    if record.get("status") != "finished" or not isinstance(epochs, list) or not epochs:
-        return False
-    config = record.get("config")
-    wanted = config.get("epochs") if isinstance(config, dict) else None
-    return wanted is None or len(epochs) == wanted
+def load_study(root: str | Path, grids_dir: str | Path | None = None) -> list[dict]:
+    """The records of the study's design (:func:`snnlib.study.design.study_design` of ``grids_dir``, by
+    default the project's ``grids/``) under ``root``: what the README, the claims and every chapter read."""
+    return load_records(root, study_design(DEFAULT_GRIDS if grids_dir is None else grids_dir))
 
 
 def _flat_config_keys() -> list[str]:
@@ -207,7 +166,8 @@ def _hashable(value: object) -> object:
 def runs_table(records: Iterable[dict]) -> pd.DataFrame:
     """The tidy table of runs: one row per record, with its configuration (``mask`` is ``step``
     or ``sample``), ``status``, ``epochs_done``, the last epoch's numbers (:data:`EPOCH_METRICS`,
-    NaN where a record lacks one), ``study`` (whether the run has :data:`STUDY_SETTINGS`),
+    NaN where a record lacks one), ``study`` (whether the run has :data:`STUDY_SETTINGS`, its learning rate and
+    initial weights aside: :func:`study_runs` and :func:`control_runs` choose them),
     ``path``, ``wall_time_s`` and ``record`` (the record itself, for per-neuron numbers)."""
     rows = []
     for record in records:
@@ -218,7 +178,8 @@ def runs_table(records: Iterable[dict]) -> pd.DataFrame:
                "status": record.get("status"), "finished": is_finished(record),
                "epochs_done": len(record.get("epochs", [])),
                **{m: _number(last.get(m)) for m in EPOCH_METRICS},
-               "study": all(same_value(config.get(k), v) for k, v in STUDY_SETTINGS.items()),
+               "study": all(same_value(config.get(k), v) for k, v in STUDY_SETTINGS.items()
+                            if k not in ("lr", "init_seed")),
                "path": record.get("path"), "wall_time_s": record.get("wall_time_s"), "record": record}
         rows.append(row)
     columns = ["dataset", "variant", "p", "mask", "site", "epochs", "seed", "init_seed", "init_shared", "status",
@@ -268,35 +229,38 @@ def select(table: pd.DataFrame, **wanted: object) -> pd.DataFrame:
     return table[mask]
 
 
-def study_runs(table: pd.DataFrame, epochs: int = 20) -> pd.DataFrame:
-    """The finished runs with the study's settings and budget (``epochs``), one per configuration
-    and seed: if a folder tree holds the same run twice (a rerun elsewhere under the same root),
+STUDY_LR = STUDY_SETTINGS["lr"]
+
+
+def study_runs(table: pd.DataFrame, epochs: int = 20, lr: float = STUDY_LR) -> pd.DataFrame:
+    """The finished runs with the study's settings, budget (``epochs``) and learning rate (``lr``), one per
+    configuration and seed: if a folder tree holds the same run twice (a rerun elsewhere under the same root),
     the first is kept."""
-    chosen = table[table["finished"] & table["study"] & (table["epochs"] == epochs)]
+    chosen = table[table["finished"] & table["study"] & (table["epochs"] == epochs) & table["init_seed"].isna()]
+    chosen = chosen[chosen["lr"].map(lambda v: same_value(v, lr)).astype(bool)] if len(chosen) else chosen
     return chosen.drop_duplicates(subset=[*CELL_KEYS, "seed"], keep="first")
 
 
-def base_runs(table: pd.DataFrame, dataset: str, epochs: int = 20) -> pd.DataFrame:
+def base_runs(table: pd.DataFrame, dataset: str, epochs: int = 20, lr: float = STUDY_LR) -> pd.DataFrame:
     """The base network's study runs on ``dataset`` (no dropout, the site does not matter)."""
-    runs = select(study_runs(table, epochs), dataset=dataset, variant="none")
+    runs = select(study_runs(table, epochs, lr), dataset=dataset, variant="none")
     return runs.drop_duplicates(subset=["seed"], keep="first")
 
 
 def cell_runs(table: pd.DataFrame, dataset: str, variant: str, p: float = 0.5, mask: str = "step",
-              site: str = "current", epochs: int = 20) -> pd.DataFrame:
+              site: str = "current", epochs: int = 20, lr: float = STUDY_LR) -> pd.DataFrame:
     """The study runs of one dropout cell (the base network for ``variant`` ``none``)."""
     if variant == "none":
-        return base_runs(table, dataset, epochs)
-    return select(study_runs(table, epochs), dataset=dataset, variant=variant, p=p, mask=mask, site=site)
+        return base_runs(table, dataset, epochs, lr)
+    return select(study_runs(table, epochs, lr), dataset=dataset, variant=variant, p=p, mask=mask, site=site)
 
 
 def control_runs(table: pd.DataFrame, dataset: str, epochs: int = 20) -> pd.DataFrame:
     """The C3 control: finished base runs that take the initial weights of another seed (``init_seed``
     set) and otherwise the study's settings."""
-    settings = {k: v for k, v in STUDY_SETTINGS.items() if k != "init_seed"}
-    ok = table["finished"] & (table["epochs"] == epochs) & table["init_seed"].notna()
+    ok = table["finished"] & table["study"] & (table["epochs"] == epochs) & table["init_seed"].notna()
     if len(table):
-        ok &= table.apply(lambda row: all(same_value(row.get(k), v) for k, v in settings.items()), axis=1)
+        ok &= table["lr"].map(lambda v: same_value(v, STUDY_LR)).astype(bool)
     return select(table[ok], dataset=dataset, variant="none")
 
 

@@ -21,6 +21,7 @@ from snnlib.study import questions as F
 from snnlib.study import records as R
 from snnlib.study import uncertainty_verdict as UV
 from snnlib.study import verdict_plots as VP
+from snnlib.study.design import study_design
 
 FIGURES = "results/figures"  # where write_figures puts the README's figures, relative to the project
 FOREST_PNG = "primary_tests.png"
@@ -123,12 +124,12 @@ def status_line(progress: pd.DataFrame) -> str:
     return status
 
 
-def findings(result: C.Claims, matrix, progress: pd.DataFrame, figures: str = FIGURES) -> str:
+def findings(result: C.Claims, matrix, progress: pd.DataFrame, figures: str = FIGURES, read: str = "") -> str:
     """The findings: where the study stands (:func:`status_line`), what changed since the second edition and
     whether the spike-site runs reverse a headline verdict (:func:`claims.edition_changes`), the verdict of
     each claim at each site (from :func:`claims.verdict_sentence`), the uncertainty verdict (from
     :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
-    lines = [status_line(progress), ""]
+    lines = [status_line(progress) + (f" Read from the results folder: {read}" if read else ""), ""]
     for sentence in C.edition_changes(result):
         lines += [sentence, ""]
     for claim in ("C1", "C2", "C3"):
@@ -159,15 +160,18 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     """The README's block: the findings, then in collapsed sections the progress per grid, the final
     numbers of every kind at every site, the verdict table, every primary test, the pre-registration's
     power table, the uncertainty tables and verdict, the tuning check and what the runs cost."""
-    records = R.load_records(results)
+    design = study_design(grids_dir)
+    scan = R.scan_records(results, design)
+    R.warn_scan(results, scan)
+    records = scan.records
     table = R.runs_table(records)
     result = C.evaluate_claims(table)
-    evaluations = E.load_evaluations(results)
+    evaluations = E.load_evaluations(results, design)
     matrix = UV.verdict_matrix(UV.verdict_tests(UV.method_values(evaluations))) if evaluations else None
     primary_table, waiting = tests_with_data(result.primary())
     progress = study_progress(records, grids_dir, evaluations)
     parts = [
-        findings(result, matrix, progress, figures),
+        findings(result, matrix, progress, figures, R.scan_line(scan)),
         _details("Runs finished, per results folder", "(`paper_seeds.json` adds seeds to `paper/`, "
                  "`sites_seeds.json` and `sites_dense.json` to `sites/`)",
                  progress_table(progress)),
@@ -196,24 +200,23 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     return "\n\n".join(parts) + "\n"
 
 
-def write_figures(results: str | Path, folder: str | Path) -> list[Path]:
-    """The README's figures from the records under ``results``: the forest plot of every primary test
-    and the uncertainty verdict's heatmap, as PNG files in ``folder``."""
+def write_figures(results: str | Path, folder: str | Path, grids_dir: str | Path | None = None) -> list[Path]:
+    """The README's figures from the design's records under ``results`` (:func:`records.load_study`): the
+    forest plot of every primary test and the uncertainty verdict's heatmap, as PNG files in ``folder``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    records = R.load_records(results)
+    records = R.load_study(results, grids_dir)
     written = []
     fig = VP.forest_figure(C.evaluate_claims(records).tests)
     fig.savefig(folder / FOREST_PNG, dpi=110)
     plt.close(fig)
     written.append(folder / FOREST_PNG)
-    evaluations = E.load_evaluations(results)
+    evaluations = E.load_study_evaluations(results, grids_dir)
     if evaluations:
         fig = VP.verdict_heatmap(UV.verdict_matrix(UV.verdict_tests(UV.method_values(evaluations))))
         fig.savefig(folder / HEATMAP_PNG, dpi=100)
