@@ -19,7 +19,7 @@ tests get labels by the same rule and never enter a verdict.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -110,6 +110,27 @@ def _json(d: dict) -> dict:
             for k, v in d.items()}
 
 
+@dataclass(frozen=True)
+class Choice:
+    """How the claims' tests read the records. The default is the pre-registered reading, which decides every
+    headline verdict; :mod:`snnlib.study.robustness` varies one field at a time (the addendum of 2026-12-06)."""
+
+    cutoff: float = P.FAIL_ACCURACY  # C2: "cannot predict" at or below this accuracy
+    epochs: int = 20  # the training budget of every side
+    lr: Callable[[str, str], float] | None = None  # (dataset, kind) -> its learning rate; None: the study's 1e-3
+    seeds: tuple[int, ...] | None = None  # C1 and C2: every side's seeds; None: the planned ones
+    base_seeds: tuple[int, ...] | None = None  # C1 and C2: the base network's seeds; None: as ``seeds``
+    p_value: str = "t"  # "t" (the registered test) or "permutation" (its exact check) before Holm
+    c2_metrics: tuple[str, ...] | None = None  # C2's primary metrics; None: the registered two
+    holm_over_data: bool = False  # Holm within a family over the tests that have data (else: its planned size)
+
+    def rate(self, dataset: str, kind: str) -> float:
+        return R.STUDY_LR if self.lr is None else self.lr(dataset, kind)
+
+
+PRE_REGISTERED = Choice()
+
+
 # ---------------------------------------------------------------- the rules
 
 def test_label(difference: float, direction: int, p_holm: float, complete: bool = True,
@@ -140,12 +161,13 @@ def combine(labels: Sequence[str]) -> str:
     return "not reproduced"
 
 
-def apply_holm(tests: list[Test]) -> None:
+def apply_holm(tests: list[Test], over_data: bool = False) -> None:
     """Sets each test's ``p_holm``: Holm's correction within each family, a test without data
-    counting as p = 1 (the family keeps its planned size)."""
+    counting as p = 1 (the family keeps its planned size), or, ``over_data``, left out of it."""
     families: dict[str, list[Test]] = {}
     for t in tests:
-        families.setdefault(t.family, []).append(t)
+        if not (over_data and t.missing):
+            families.setdefault(t.family, []).append(t)
     for members in families.values():
         pvalues = [t.p if not t.missing else math.nan for t in members]
         for t, adjusted in zip(members, stats.holm(pvalues), strict=True):
@@ -154,8 +176,8 @@ def apply_holm(tests: list[Test]) -> None:
 
 # ---------------------------------------------------------------- reading the records
 
-def _runs(table: pd.DataFrame, dataset: str, kind: str, site: str) -> pd.DataFrame:
-    return R.cell_runs(table, dataset, kind, site=site)
+def _runs(table: pd.DataFrame, dataset: str, kind: str, site: str, choice: Choice = PRE_REGISTERED) -> pd.DataFrame:
+    return R.cell_runs(table, dataset, kind, site=site, epochs=choice.epochs, lr=choice.rate(dataset, kind))
 
 
 def _planned(values: dict[int, object], seeds: Sequence[int], who: str, missing: list[str]) -> dict[int, object]:
@@ -176,11 +198,14 @@ def agreement(statistic: str, a: Sequence[float], b: Sequence[float]) -> float:
     raise ValueError(f"unknown agreement statistic {statistic!r}; allowed: {', '.join(C3_STATISTICS)}")
 
 
-def make_test(spec: TestSpec, table: pd.DataFrame) -> Test:
-    """The test of ``spec`` on the runs of ``table`` (unlabelled; :func:`evaluate_claims` labels)."""
+def make_test(spec: TestSpec, table: pd.DataFrame, choice: Choice = PRE_REGISTERED) -> Test:
+    """The test of ``spec`` on the runs of ``table`` read by ``choice`` (unlabelled; :func:`evaluate_claims`
+    labels)."""
     missing: list[str] = []
     detail: dict = {}
     kind_name = spec.runs_of
+    seeds = choice.seeds or spec.seeds
+    base_seeds = choice.base_seeds or choice.seeds or spec.reference_seeds
     if spec.test == "paired":
         base = R.per_neuron(R.base_runs(table, spec.dataset), spec.measure)
         runs = R.per_neuron(_runs(table, spec.dataset, kind_name, spec.site), spec.measure)
@@ -194,19 +219,19 @@ def make_test(spec: TestSpec, table: pd.DataFrame) -> Test:
         d = stats.paired(reference, variant)
         detail = {"seeds": seeds, "kind_values": variant, "control_values": reference}
     else:
-        runs = R.by_seed(_runs(table, spec.dataset, kind_name, spec.site), spec.metric)
-        variant = list(_planned(runs, spec.seeds, kind_name, missing).values())
+        runs = R.by_seed(_runs(table, spec.dataset, kind_name, spec.site, choice), spec.metric)
+        variant = list(_planned(runs, seeds, kind_name, missing).values())
         if spec.test == "one_sample":
-            d = stats.one_sample(variant, P.FAIL_ACCURACY)
+            d = stats.one_sample(variant, choice.cutoff)
             reference = []
         else:
-            base = R.by_seed(R.base_runs(table, spec.dataset), spec.metric)
-            reference = list(_planned(base, spec.reference_seeds, "base", missing).values())
+            base = R.by_seed(_runs(table, spec.dataset, "none", spec.site, choice), spec.metric)
+            reference = list(_planned(base, base_seeds, "base", missing).values())
             d = stats.compare(reference, variant)
     return Test(spec.claim, spec.role, spec.family, spec.dataset, spec.kind, spec.site, spec.metric, spec.direction,
                 spec.test, d.n_base, d.n_variant, d.diff, d.ci_low, d.ci_high, d.welch_p, d.permutation_p,
                 base_mean=float(np.mean(reference)) if len(reference) else
-                (P.FAIL_ACCURACY if spec.test == "one_sample" else math.nan),
+                (choice.cutoff if spec.test == "one_sample" else math.nan),
                 variant_mean=float(np.mean(variant)) if len(variant) else math.nan,
                 measure=spec.measure, also=spec.also, missing=missing, detail=detail)
 
@@ -247,11 +272,17 @@ def _verdicts(tests: list[Test]) -> list[Verdict]:
     return verdicts
 
 
-def evaluate_claims(records_or_table: Iterable[dict] | pd.DataFrame) -> Claims:
-    """Every planned test, labelled, and every verdict, for the records (or a :func:`records.runs_table`)."""
+def evaluate_claims(records_or_table: Iterable[dict] | pd.DataFrame, choice: Choice = PRE_REGISTERED) -> Claims:
+    """Every planned test, labelled, and every verdict, for the records (or a :func:`records.runs_table`), read
+    the pre-registered way or by another ``choice``."""
     table = records_or_table if isinstance(records_or_table, pd.DataFrame) else R.runs_table(records_or_table)
-    tests = [make_test(spec, table) for spec in P.design()]
-    apply_holm(tests)
+    specs = [s for s in P.design() if not (choice.c2_metrics and s.claim == "C2" and s.role == "primary"
+                                           and s.metric not in choice.c2_metrics)]
+    tests = [make_test(spec, table, choice) for spec in specs]
+    if choice.p_value == "permutation":
+        for t in tests:
+            t.p = t.p_check
+    apply_holm(tests, over_data=choice.holm_over_data)
     for t in tests:
         t.label = test_label(t.difference, t.direction, t.p_holm, complete=not t.missing)
     return Claims(tests, _verdicts(tests), P.family_sizes())
