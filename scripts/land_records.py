@@ -11,7 +11,8 @@ Refused, one line each, exit status 1, and then **nothing** is copied: a record 
 subset run, a scratch folder), a copy of a planned run in another folder, a folder that holds another
 configuration than planned, a damaged, edited or unsealed file, an evaluation the design does not plan, a file
 that is not a regular file, and a planned run that DEST holds already with other numbers (a conflict, never a
-second copy). A file DEST holds byte for byte is left alone. A file in DEST that is damaged (left half-written
+second copy). A file DEST holds byte for byte is left alone, whatever it is (a working folder starts from a
+copy of what has landed). A file in DEST that is damaged (left half-written
 by an interrupted landing of an older library) is repaired from SOURCE when SOURCE's copy is intact.
 
 Held back, not refused: unfinished runs, and a run whose planned evaluations SOURCE does not hold yet
@@ -58,6 +59,17 @@ def _evaluation_files(name: str) -> bool:
     return name == "uncertainty.json" or (name.startswith("ensemble") and name.endswith(".json"))
 
 
+def _landed(source: Path, dest: Path, rel: str | Path) -> bool:
+    """Whether DEST holds the file (or a run folder's record) ``rel`` of SOURCE byte for byte."""
+    a, b = source / rel, dest / rel
+    if a.is_dir():
+        a, b = a / "metrics.json", b / "metrics.json"
+    try:
+        return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
 def _intact(path: Path, evaluation: bool, record_at) -> bool:
     """Whether a landed file reads as what it claims to be (a sealed record, a sealed evaluation)."""
     try:
@@ -78,8 +90,9 @@ def landing(source: Path, dest: Path, design: Design | None = None, grids: Path 
         scan = scan_records(source, design)
         source_record_at = _records_at(source, design)
         dest_record_at = _records_at(dest, design) if dest.is_dir() else (lambda folder: "no results folder")
-    errors = [f"{source / rel}: {why}" for rel, why in scan.refused]
-    errors += [f"{source / rel}: {why}; only the design's runs land" for rel, why in scan.ignored]
+    errors = [f"{source / rel}: {why}" for rel, why in scan.refused if not _landed(source, dest, rel)]
+    errors += [f"{source / rel}: {why}; only the design's runs land" for rel, why in scan.ignored
+               if not _landed(source, dest, rel)]
     wanted, waiting = [], []
     for record in scan.records:
         folder = Path(record["path"])
@@ -97,6 +110,8 @@ def landing(source: Path, dest: Path, design: Design | None = None, grids: Path 
     for path in evaluations:
         rel = path.relative_to(source)
         runs = plan.get(rel.as_posix())
+        if _landed(source, dest, rel):
+            continue  # DEST holds it byte for byte: nothing to do (a working folder starts from the landed files)
         if runs is None:
             errors.append(f"{path}: the design plans no such evaluation; only the design's evaluations land")
             continue

@@ -90,6 +90,20 @@ def test_a_planned_run_landed_with_other_numbers_is_a_conflict_and_a_damaged_cop
     assert not list(dest.glob(".landing*"))  # the staging folder is gone
 
 
+def test_a_file_dest_holds_byte_for_byte_is_never_refused(tmp_path):
+    """A working folder starts from a copy of what has landed, including evaluations the plan does not list
+    (older ones): identical files are left alone, not refused."""
+    land = _script("land_records")
+    source, dest = tmp_path / "work", tmp_path / "results"
+    for root in (source, dest):
+        (root / "ensembles/mnist/none_p0_step_current/seed10").mkdir(parents=True)
+        (root / "ensembles/mnist/none_p0_step_current/seed10/uncertainty.json").write_text("{}")
+    plan = land.landing(source, dest)
+    assert plan.errors == [] and plan.copies == []
+    (source / "ensembles/mnist/none_p0_step_current/seed10/uncertainty.json").write_text('{"x": 1}')
+    assert "the design plans no such evaluation" in land.landing(source, dest).errors[0]
+
+
 def test_landing_end_to_end_through_the_command(tmp_path):
     """The command seals nothing it should not, lands the design's finished runs (staged, then renamed), holds
     back the unfinished and refuses everything when a stray record is there."""
