@@ -128,3 +128,20 @@ def test_mc_dropout_accuracy_stands_in_for_the_test_accuracy_of_evaluated_runs_o
     assert table["test_acc"].iloc[0] == 0.5 and math.isnan(table["test_acc"].iloc[1])
     assert table["test_acc"].iloc[2] == 0.97  # the base network has no dropout to sample
     assert isinstance(table, pd.DataFrame)
+
+
+def test_the_verdicts_in_plain_words_give_the_tests_numbers():
+    from snnlib.study import plain
+
+    records = [make_record(d, k, seed=s, test_acc=0.90 - 0.02 * (k == "dropout") + 0.001 * s,
+                           train_loss=0.1 + 0.05 * (k != "none") + 0.001 * s)
+               for d in P.DATASETS for k in ("none", "dropout", "dropout2d") for s in P.TEN]
+    result = C.evaluate_claims(records)
+    lines = plain.plain_verdicts(result)
+    current = next(line for line in lines if line.startswith("- **C1 on the synaptic current"))
+    assert "dropout lowered the test accuracy by 2.00 points (significant) and the training loss rose " \
+           "(significant)" in current
+    assert "dropout2d left the test accuracy unchanged (not significant)" in current
+    assert current.count("→ *") == 2 and len(lines) == len([v for v in result.verdicts if v.dataset == "both"])
+    c1 = plain.summary(result)[0]
+    assert "changed the test accuracy by -2.00 to" in c1

@@ -19,6 +19,7 @@ from snnlib.study import preregistration as P
 from snnlib.study import progress as PG
 from snnlib.study import questions as F
 from snnlib.study import records as R
+from snnlib.study import robustness as RB
 from snnlib.study import uncertainty_verdict as UV
 from snnlib.study import verdict_plots as VP
 from snnlib.study.design import study_design
@@ -145,7 +146,8 @@ def findings(result: C.Claims, matrix, progress: pd.DataFrame, figures: str = FI
         lines.append("")
     if matrix is not None and len(matrix):
         lines.append("**Uncertainty** (does MC dropout give better uncertainty than the base network? a row is "
-                     "better with at least three of five primary metrics significantly better and none worse):")
+                     "better with at least three of five primary metrics significantly better and none worse; MC "
+                     "dropout at 5 and at 50 passes, named where the two differ):")
         lines.append("")
         for dataset in R.DATASETS:
             for baseline in P.UNCERTAINTY_BASELINES:
@@ -193,11 +195,25 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
                               *(f"**{R.DATASET_NAMES[d]}**\n\n" + UV.verdict_matrix_markdown(matrix, d)
                                 for d in R.DATASETS),
                               f"![The uncertainty verdict]({figures}/{HEATMAP_PNG})"))
+    parts.append(second_round(records, evaluations))
     if tuning := tuning_table(table):
         parts.append(_details("Tuning, checked on the validation split", "(`grids/tuning.json`, base network, "
                               "seed 0; settings as changes from the study's defaults)", tuning))
     parts.append(_details("What the finished runs cost", compute_table(table)))
     return "\n\n".join(parts) + "\n"
+
+
+def second_round(records: list[dict], evaluations: list[dict]) -> str:
+    """The second round (the addendum of 2026-12-06, exploratory), collapsed: how many headline verdicts keep
+    their verdict under each analysis choice and the table of all of them, the budget artefact and the learning
+    rate per kind (:mod:`snnlib.study.robustness`)."""
+    table = R.runs_table(records)
+    conditions = RB.budget_conditions(table)
+    frame = RB.robustness(records, evaluations)
+    return _details("Second round (exploratory; the addendum of 2026-12-06): every verdict under the defensible "
+                    "analysis choices, the budget artefact and a learning rate per kind",
+                    RB.held_sentence(frame), RB.robustness_markdown(frame), RB.budget_sentence(conditions),
+                    RB.budget_markdown(conditions), RB.rate_sentence(table), RB.rate_markdown(table))
 
 
 def write_figures(results: str | Path, folder: str | Path, grids_dir: str | Path | None = None) -> list[Path]:

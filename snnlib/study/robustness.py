@@ -287,3 +287,37 @@ def held_sentence(frame: pd.DataFrame) -> str:
              if counts[f"{name} (readable)"]]
     return ("Headline verdicts (per claim, reading, site and dataset) that keep their verdict under each exploratory "
             "choice, of those it can read: " + "; ".join(parts) + ".")
+
+
+def budget_sentence(conditions: list[BudgetCondition]) -> str:
+    """Block 1 in one sentence: the headline, each condition's verdict and runs that left chance, the reading."""
+    reading = budget_reading(conditions)
+    parts = [f"{c.name}: *{c.verdict}*" + (f" ({c.left_chance} of {c.seeds} runs above chance + 5 points)"
+                                           if c.seeds else "") for c in conditions[1:]]
+    head = ("**Is C2's *reproduced* on CIFAR-10's hidden spikes a budget artefact?** (addendum, block 1: feature "
+            "alpha and alpha dropout, three seeds per condition) ")
+    if reading == "not enough data":
+        return head + "Not all its runs have landed yet: " + "; ".join(parts) + "."
+    verdict = {"survives": "No: *reproduced* survives every condition",
+               "a budget artefact": "Yes: under at least one condition a kind trains above the cut-off",
+               "undecided": "Undecided: no condition is contrary, but not every one reproduces"}[reading]
+    return head + f"{verdict} ({'; '.join(parts)})."
+
+
+def rate_sentence(table: pd.DataFrame) -> str:
+    """Block 2 in one sentence: each kind's chosen rate, or how many kinds still wait for their runs."""
+    rates = chosen_rates(table)
+    total = len(P.DATASETS) * len(P.LR_KINDS)
+    if len(rates) < total:
+        return (f"**A learning rate per kind** (addendum, block 2): {len(rates)} of {total} kinds (per dataset) have "
+                "all three rates' runs; the comparisons at each kind's own rate wait for the rest.")
+    chosen = "; ".join(f"{R.DATASET_NAMES[d]}: " + ", ".join(f"{R.KIND_NAMES[k]} {rates[(d, k)]:g}" for k in P.LR_KINDS)
+                       for d in P.DATASETS)
+    return f"**A learning rate per kind** (addendum, block 2), chosen on the validation split: {chosen}."
+
+
+# block 1's reading as the end of a sentence about CIFAR-10's collapse on the hidden spikes
+READING_WORDS = {"survives": "and neither more epochs nor another learning rate changes it",
+                 "a budget artefact": "but more epochs or another learning rate let them learn",
+                 "undecided": "and more epochs or another learning rate leave it undecided",
+                 "not enough data": "and the longer budget's runs have not all landed"}

@@ -261,19 +261,22 @@ def verdict_matrix_markdown(matrix: pd.DataFrame, dataset: str, role: str = "pri
 
 def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str) -> str:
     """One sentence: the verdict of each dropout kind's MC dropout against ``baseline`` on ``dataset``,
-    grouped by verdict (``better: dropout (5, 50 passes); mixed: alpha dropout (50 passes)``)."""
+    grouped by verdict (``better: dropout; mixed: alpha dropout (50 passes)``: the passes are named only where a
+    kind's verdict differs between the primary rows' 5 and 50 passes)."""
     chosen = matrix[(matrix["dataset"] == dataset) & (matrix["baseline"] == baseline)
                     & (matrix["role"] == "primary")] if len(matrix) else matrix
     if not len(chosen) or (chosen["verdict"] == "not enough data").any():
         return f"against {BASELINE_NAMES[baseline]}: not enough data yet"
     parts = []
+    every_passes = sorted(str(passes) for _, passes in P.UNCERTAINTY_PRIMARY_ROWS)
     for verdict in ROW_VERDICTS:
         kinds: dict[str, list[str]] = {}
         for r in chosen.itertuples():
             if r.verdict == verdict:
                 kinds.setdefault(R.KIND_NAMES[r.kind], []).append(r.method.split(", ")[-1].removesuffix(" passes"))
         if kinds:
-            parts.append(f"{verdict}: " + ", ".join(f"{k} ({', '.join(v)} passes)" for k, v in kinds.items()))
+            parts.append(f"{verdict}: " + ", ".join(k if sorted(v) == every_passes else f"{k} ({', '.join(v)} passes)"
+                                                    for k, v in kinds.items()))
     return f"against {BASELINE_NAMES[baseline]}: " + "; ".join(parts)
 
 
