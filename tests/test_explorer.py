@@ -16,14 +16,20 @@ from snnlib.experiment.system import write_json_atomic
 from snnlib.study import claims as C
 from snnlib.study import explorer as X
 from snnlib.study import stats
+from snnlib.study.design import run_key, study_design
 from snnlib.study.explorer_page import explorer_html
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 
 
+DESIGN = study_design()
+
+
 def write(root: Path, record: dict, evaluation: bool = False) -> None:
-    folder = root / record["path"]
+    """``record`` (and its evaluation) in the folder the study's design plans for it (else its own ``path``,
+    where the reader ignores it)."""
+    folder = root / DESIGN.by_key.get(run_key(record), record["path"])
     folder.mkdir(parents=True, exist_ok=True)
     if evaluation:
         write_json_atomic(folder / "uncertainty.json", make_evaluation(record, nll=0.1 + record["config"]["seed"] / 100))
@@ -152,13 +158,13 @@ def test_commands_rerun_the_cell(synthetic):
     _, data = synthetic
     (main,) = cell(data, MAIN_DROPOUT)["commands"]
     assert main == ("for S in 0 1 2; do python -m snnlib train --dataset mnist --variant dropout --p 0.5 --epochs 20 "
-                    "--val-size 5000 --site current --seed $S --out rerun/g/mnist/dropout/seed$S; done")
+                    "--val-size 5000 --site current --seed $S --out rerun/paper/mnist/dropout_p0.5_step_current/seed$S; done")
     (sample,) = cell(data, "mnist|dropout|0.1|sample|current|20|0.001")["commands"]
     assert "--p 0.1" in sample and "--time-consistent" in sample and "--lr" not in sample
     (rate,) = cell(data, "mnist|dropout|0.5|step|current|20|0.003")["commands"]
     assert "--lr 0.003" in rate and "--time-consistent" not in rate
     (one,) = cell(data, "mnist|alpha|0.5|step|input|20|0.001")["commands"]
-    assert one.endswith("--site input --seed 4 --out rerun/s/mnist/alpha_input/seed4")
+    assert one.endswith("--site input --seed 4 --out rerun/sites/mnist/alpha_p0.5_step_input/seed4")
     (base,) = cell(data, MAIN_BASE)["commands"]
     assert "--variant none" in base and "--site" not in base and "--p " not in base
 
