@@ -11,7 +11,10 @@ Two axes matter for a spiking network:
   construction and ``time_consistent`` changes nothing for those kinds.
 
 Masks are drawn with the global torch generator on the tensor's device, so a seeded run
-is reproducible and a checkpoint that saves the RNG state resumes exactly.
+is reproducible and a checkpoint that saves the RNG state resumes exactly. A module's
+``generator`` (None by default: the global one) gives it a stream of its own: networks trained
+side by side in one process (:mod:`snnlib.model.stack`) each draw their masks from their own,
+seeded as a single run seeds the global generator, so each draws exactly a single run's masks.
 """
 
 from __future__ import annotations
@@ -47,16 +50,17 @@ def check_kind(kind: str) -> str:
 
 
 def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str | None = None,
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+              dtype: torch.dtype = torch.float32, generator: torch.Generator | None = None) -> torch.Tensor:
     """Eq 4: the Bernoulli mask ``r ~ Bernoulli(1 - p)`` (1 keeps a unit, 0 drops it).
 
     Drawn as ``uniform >= p``: the same distribution as ``bernoulli_``, about 3x faster on
-    the CPU (which matters: a per-step mask has T * N * F elements every batch).
+    the CPU (which matters: a per-step mask has T * N * F elements every batch). ``generator``:
+    the stream to draw from (on ``device``); None, the global one.
     """
     p = check_p(p)
     # in-place comparison keeps the float dtype (no boolean tensor, no conversion pass);
     # drawn in float32 whatever ``dtype`` is, so a seed gives the same masks in any dtype
-    return torch.rand(shape, device=device).ge_(p).to(dtype)
+    return torch.rand(shape, device=device, generator=generator).ge_(p).to(dtype)
 
 
 def dropout_unscaled(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -125,29 +129,36 @@ def mask_shape(kind: str, shape: tuple[int, ...], time_consistent: bool) -> tupl
     return tuple(shape)
 
 
-def spike_dropout(x: torch.Tensor, kind: str, p: float, time_consistent: bool = False) -> torch.Tensor:
-    """Training-mode dropout of any kind on a ``(T, N, F)`` tensor (functional form)."""
+def spike_dropout(x: torch.Tensor, kind: str, p: float, time_consistent: bool = False,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training-mode dropout of any kind on a ``(T, N, F)`` tensor (functional form); the mask
+    is drawn from ``generator`` (None: the global one)."""
     if check_kind(kind) == "none" or check_p(p) == 0.0:
         return x
-    keep = keep_mask(mask_shape(kind, tuple(x.shape), time_consistent), p, x.device, x.dtype)
+    keep = keep_mask(mask_shape(kind, tuple(x.shape), time_consistent), p, x.device, x.dtype, generator)
     if kind in ALPHA_KINDS:
         return alpha_dropout_apply(x, keep, p)
     return dropout_inverted(x, keep, p)
 
 
 class SpikeDropout(nn.Module):
-    """Dropout of one kind on ``(T, N, F)`` tensors; identity in eval mode."""
+    """Dropout of one kind on ``(T, N, F)`` tensors; identity in eval mode.
+
+    ``generator``: the random stream its masks come from (None, the default: torch's global
+    generator on the tensor's device). Not part of the state dict; a checkpoint saves its state.
+    """
 
     def __init__(self, kind: str = "dropout", p: float = 0.5, time_consistent: bool = False):
         super().__init__()
         self.kind = check_kind(kind)
         self.p = check_p(p)
         self.time_consistent = bool(time_consistent)
+        self.generator: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return x
-        return spike_dropout(x, self.kind, self.p, self.time_consistent)
+        return spike_dropout(x, self.kind, self.p, self.time_consistent, self.generator)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, p={self.p}, time_consistent={self.time_consistent}"

@@ -15,6 +15,7 @@ than one from all ``K`` at once (about 30% faster on CIFAR-10's 3072 inputs).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -156,25 +157,28 @@ def dense_bags(raster: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 class _DelaySum(torch.autograd.Function):
-    """``Z[t] = sum_k bags[t - d_k, :, k]``; backward is K strided copies (no zero-filled slices)."""
+    """``Z[t] = sum_k bags[t - d_k, ..., k, :]``; backward is K strided copies (no zero-filled slices).
+
+    ``bags`` is ``(T, ..., K, C)``: the dims between time and the delays (samples, and a stack of
+    networks in :mod:`snnlib.model.stack`) are carried along."""
 
     @staticmethod
     def forward(ctx, bags: torch.Tensor, delays: tuple[int, ...]) -> torch.Tensor:  # type: ignore[override]
-        T, N, _, C = bags.shape
+        T, C = bags.shape[0], bags.shape[-1]
         ctx.delays, ctx.shape = delays, bags.shape
-        current = bags.new_zeros(T, N, C)
+        current = bags.new_zeros(T, *bags.shape[1:-2], C)
         for k, d in enumerate(delays):
             if d < T:
-                current[d:] += bags[: T - d, :, k]
+                current[d:] += bags[: T - d, ..., k, :]
         return current
 
     @staticmethod
     def backward(ctx, grad_current: torch.Tensor):  # type: ignore[override]
-        T, N, K, C = ctx.shape
-        grad = grad_current.new_empty(T, N, K, C)
+        T = ctx.shape[0]
+        grad = grad_current.new_empty(ctx.shape)
         for k, d in enumerate(ctx.delays):
-            grad[: T - d, :, k] = grad_current[d:]
-            grad[T - d:, :, k] = 0
+            grad[: T - d, ..., k, :] = grad_current[d:]
+            grad[T - d:, ..., k, :] = 0
         return grad, None
 
 
@@ -182,8 +186,39 @@ def apply_delays(bags: torch.Tensor, delays: list[int]) -> torch.Tensor:
     """Eq 3, the delay sum: ``Z[t] = sum_k bags[t - d_k, :, k]``, shape ``(T, N, C)``.
 
     This is the synaptic current (the weighted spike sum) that the paper's dropout acts on.
+    ``bags`` may carry more dims between the samples and the delays, ``(T, N, ..., K, C)``: the
+    current is then ``(T, N, ..., C)``.
     """
     return _DelaySum.apply(bags, tuple(delays))
+
+
+def _gradient_index(ev: SpikeEvents, delays: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int]:
+    """The bags of eq 3's weight gradient for the events ``ev``: (index, offsets, values, past).
+
+    An event's time-major row ``t * N + n`` for delay ``k`` is its own row plus ``d_k * N``: one bag
+    per (delay, input), delay-major, so the result is laid out as the weight ``(K, I, C)``. ``past``
+    is the number of steps read past the window (rows that read zero)."""
+    N, K, dev = ev.n_samples, len(delays), ev.bwd_index.device
+    past = ev.last_step + max(delays) + 1 - ev.T
+    index = (ev.bwd_index[None, :] + torch.tensor(delays, device=dev, dtype=INDEX)[:, None] * N)
+    offsets = ev.bwd_offsets[None, :] + torch.arange(K, device=dev, dtype=INDEX)[:, None] * ev.bwd_index.numel()
+    values = None if ev.bwd_values is None else ev.bwd_values.repeat(K)
+    return index.view(-1), offsets.view(-1), values, past
+
+
+def _gradient_bags(bags: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, int], n_samples: int,
+                   rows: torch.Tensor) -> torch.Tensor:
+    """The weight gradient of eq 3, ``(K * I, width)``: the bags of :func:`_gradient_index` summed
+    over ``rows``, the current's gradient as time-major rows ``(T * N, width)``.
+
+    The gradient of ``W[k, i]`` is the sum of the rows of input ``i``'s events shifted by ``d_k``
+    steps; a row past the window reads zero, from zero rows appended only where one is read.
+    ``width`` is ``C``, or ``S * C`` for S networks' currents side by side (each column's sum is
+    the same)."""
+    index, offsets, values, past = bags
+    if past > 0:
+        rows = torch.cat([rows, rows.new_zeros(past * n_samples, rows.shape[1])])
+    return F.embedding_bag(index, rows, offsets, mode="sum", per_sample_weights=values)
 
 
 class _EventCurrent(torch.autograd.Function):
@@ -216,19 +251,8 @@ class _EventCurrent(torch.autograd.Function):
     def backward(ctx, grad_current: torch.Tensor):  # type: ignore[override]
         ev: SpikeEvents = ctx.events
         T, N, C = grad_current.shape
-        K, dev = len(ctx.delays), ev.bwd_index.device
-        # time-major rows (t, n): an event's row for delay k is its own row plus d_k * N; a
-        # row past the window reads zero, from zero rows appended only where one is read
-        rows = grad_current.reshape(T * N, C)
-        past = ev.last_step + max(ctx.delays) + 1 - T  # steps read past the window
-        if past > 0:
-            rows = torch.cat([rows, rows.new_zeros(past * N, C)])
-        index = (ev.bwd_index[None, :] + torch.tensor(ctx.delays, device=dev, dtype=INDEX)[:, None] * N)
-        # one bag per (delay, input), delay-major: the result is laid out as the weight (K, I, C)
-        offsets = ev.bwd_offsets[None, :] + torch.arange(K, device=dev, dtype=INDEX)[:, None] * ev.bwd_index.numel()
-        values = None if ev.bwd_values is None else ev.bwd_values.repeat(K)
-        grad = F.embedding_bag(index.view(-1), rows, offsets.view(-1), mode="sum", per_sample_weights=values)
-        return grad.view(K, ev.in_features, C), None, None
+        grad = _gradient_bags(_gradient_index(ev, ctx.delays), N, grad_current.reshape(T * N, C))
+        return grad.view(len(ctx.delays), ev.in_features, C), None, None
 
 
 def event_current(events: SpikeEvents, weight: torch.Tensor, delays: list[int]) -> torch.Tensor:
@@ -246,6 +270,78 @@ def event_current(events: SpikeEvents, weight: torch.Tensor, delays: list[int]) 
         raise ValueError(f"{events.fwd_index.numel()} events x K={K} delays overflow the int32 event "
                          "indices; use smaller batches")
     return _EventCurrent.apply(weight, events, tuple(int(d) for d in delays))
+
+
+class _StackedEventCurrent(torch.autograd.Function):
+    """Eq 3 for S networks that see the same input events: one set of event lists, S weight tables.
+
+    The tables are gathered ``width`` networks at a time, side by side as rows of ``width * C``
+    (``(I, width * C)`` per delay): width 1 reads each network's own table, which stays in a CPU's
+    caches; width S reads all in one gather per delay (few launches on a GPU). Every column of a
+    bag is summed over the same events in the same order as one network's, so each network's
+    current and weight gradient are :func:`event_current`'s, bit for bit (tested).
+    """
+
+    @staticmethod
+    def forward(ctx, events: SpikeEvents, delays: tuple[int, ...], width: int,  # type: ignore[override]
+                *weights: torch.Tensor) -> torch.Tensor:
+        ctx.events, ctx.delays, ctx.width = events, delays, width
+        N, T, S = events.n_samples, events.T, len(weights)
+        K, n_in, C = weights[0].shape
+        current = weights[0].new_empty(T, N, S, C)
+        for first in range(0, S, width):
+            chunk = [w.detach() for w in weights[first:first + width]]  # detached: the forward-only kernel
+            n = len(chunk)
+            table = chunk[0] if n == 1 else torch.stack(chunk, 2).view(K, n_in, n * C)
+            part = current[:, :, first:first + n]  # (T, N, n, C)
+            if delays[0] != 0:
+                part.zero_()
+            for k, d in enumerate(delays):
+                bags = F.embedding_bag(events.fwd_index, table[k], events.fwd_offsets, mode="sum",
+                                       per_sample_weights=events.fwd_values).view(N, events.bags_per_sample, n, C)
+                if k == 0 and d == 0:  # as event_current: the first delay's bags, then the others added
+                    part.copy_(bags[:, :T].transpose(0, 1))
+                elif d < T:
+                    part[d:] += bags[:, : T - d].transpose(0, 1)
+        return current
+
+    @staticmethod
+    def backward(ctx, grad_current: torch.Tensor):  # type: ignore[override]
+        ev: SpikeEvents = ctx.events
+        T, N, S, C = grad_current.shape
+        K, bags, grads = len(ctx.delays), _gradient_index(ev, ctx.delays), []
+        for first in range(0, S, ctx.width):
+            n = min(ctx.width, S - first)
+            rows = grad_current[:, :, first:first + n].reshape(T * N, n * C)
+            grad = _gradient_bags(bags, N, rows).view(K, ev.in_features, n, C)
+            grads += [grad[:, :, 0]] if n == 1 else [grad[:, :, j].contiguous() for j in range(n)]
+        return (None, None, None, *grads)
+
+
+def stacked_event_current(events: SpikeEvents, weights: Sequence[torch.Tensor], delays: list[int],
+                          width: int = 1) -> torch.Tensor:
+    """Eq 3 for S networks on the same input events: ``Z[t, :, s] = sum_k sum_{spikes i at t - d_k}
+    W_s[k, i]``, ``(T, N, S, C)``.
+
+    ``weights``: S tables ``(K, I, C)``, one per network; each gets its own gradient. ``width``: how
+    many networks one gather serves (1 on a CPU, whose caches hold one table; S on a GPU). The
+    event lists are built once for all S; each network's numbers are :func:`event_current`'s.
+    """
+    if not weights:
+        raise ValueError("stacked_event_current needs at least one weight table")
+    shape = tuple(weights[0].shape)
+    if any(tuple(w.shape) != shape for w in weights):
+        raise ValueError(f"every weight table must have the shape {shape}")
+    K, n_in, _ = shape
+    if n_in != events.in_features:
+        raise ValueError(f"events have {events.in_features} inputs, weight has {n_in}")
+    if len(delays) != K:
+        raise ValueError(f"weight has K={K} delays, got {len(delays)}")
+    if events.fwd_index.numel() * K > torch.iinfo(INDEX).max:
+        raise ValueError(f"{events.fwd_index.numel()} events x K={K} delays overflow the int32 event "
+                         "indices; use smaller batches")
+    width = max(1, min(int(width), len(weights)))
+    return _StackedEventCurrent.apply(events, tuple(int(d) for d in delays), width, *weights)
 
 
 def psp(current: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:

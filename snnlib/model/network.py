@@ -157,16 +157,16 @@ def input_dropout_current(layer: SRMLayer, times: torch.Tensor, dropout: SpikeDr
     kind, p = dropout.kind, dropout.p
     weight, delays = layer.weight_events, layer.delays_list
     if kind not in ALPHA_KINDS:
-        keep = keep_mask((N, n_in), p, times.device).bool()
+        keep = keep_mask((N, n_in), p, times.device, generator=dropout.generator).bool()
         kept = times.masked_fill(~keep, NO_SPIKE)
         kept_events = SF.events_from_times(kept, T, None if order is None else kept_order(order, keep))
         return layer.current(kept_events) / (1.0 - p)
     if kind == "alpha" and not dropout.time_consistent:
         raster = times_to_raster(times, T).to(weight.dtype)
-        keep = keep_mask(tuple(raster.shape), p, times.device, weight.dtype)
+        keep = keep_mask(tuple(raster.shape), p, times.device, weight.dtype, dropout.generator)
         return SF.apply_delays(SF.dense_bags(alpha_dropout_apply(raster, keep, p), weight), delays)
     a, b = alpha_affine(p)
-    keep = keep_mask((N, n_in), p, times.device, weight.dtype)
+    keep = keep_mask((N, n_in), p, times.device, weight.dtype, dropout.generator)
     kept = times.masked_fill(keep == 0, NO_SPIKE)
     kept_events = SF.events_from_times(kept, T, None if order is None else kept_order(order, keep.bool()))
     current = layer.current(kept_events) * a
