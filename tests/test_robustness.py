@@ -145,3 +145,16 @@ def test_the_verdicts_in_plain_words_give_the_tests_numbers():
     assert current.count("→ *") == 2 and len(lines) == len([v for v in result.verdicts if v.dataset == "both"])
     c1 = plain.summary(result)[0]
     assert "changed the test accuracy by -2.00 to" in c1
+
+
+def test_the_budget_comparisons_are_read_at_the_last_and_at_the_best_validation_epoch():
+    records = []
+    for kind, peak, end in (("none", 0.46, 0.41), ("dropout", 0.45, 0.44), ("dropout2d", 0.47, 0.46)):
+        for seed in P.BUDGET_SEEDS:
+            r = make_record("cifar10", kind, seed=seed, epochs=60)
+            for i, entry in enumerate(r["epochs"]):
+                acc = (peak if i == 9 else end) + 0.001 * seed
+                entry.update(val_acc=acc, test_acc=acc)
+            records.append(reseal(r))
+    text = RB.budget_at_best_epoch(records)
+    assert "| dropout | test accuracy | +3.00 [+2.77, +3.23] | higher | -1.00 [-1.23, -0.77] | lower |" in text

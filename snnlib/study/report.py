@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from snnlib.study import answer as A
 from snnlib.study import claims as C
 from snnlib.study import evaluations as E
 from snnlib.study import preregistration as P
@@ -173,6 +174,7 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     primary_table, waiting = tests_with_data(result.primary())
     progress = study_progress(records, grids_dir, evaluations)
     parts = [
+        A.answer_markdown(result, evaluations, f"{figures}/{A.ANSWER_PNG}", matrix),  # the answer first
         findings(result, matrix, progress, figures, R.scan_line(scan)),
         _details("Runs finished, per results folder", "(`paper_seeds.json` adds seeds to `paper/`, "
                  "`sites_seeds.json` and `sites_dense.json` to `sites/`)",
@@ -213,7 +215,9 @@ def second_round(records: list[dict], evaluations: list[dict]) -> str:
     return _details("Second round (exploratory; the addendum of 2026-12-06): every verdict under the defensible "
                     "analysis choices, the budget artefact and a learning rate per kind",
                     RB.held_sentence(frame), RB.robustness_markdown(frame), RB.budget_sentence(conditions),
-                    RB.budget_markdown(conditions), RB.rate_sentence(table), RB.rate_markdown(table))
+                    RB.budget_markdown(conditions), "**The 60-epoch budget at each run's best-validation epoch** "
+                    "(addendum, block 3; three seeds a side, Welch, Holm within the six):",
+                    RB.budget_at_best_epoch(records), RB.rate_sentence(table), RB.rate_markdown(table))
 
 
 def write_figures(results: str | Path, folder: str | Path, grids_dir: str | Path | None = None) -> list[Path]:
@@ -232,6 +236,7 @@ def write_figures(results: str | Path, folder: str | Path, grids_dir: str | Path
     fig.savefig(folder / FOREST_PNG, dpi=110)
     plt.close(fig)
     written.append(folder / FOREST_PNG)
+    written.append(A.write_effects_png(records, folder / A.ANSWER_PNG))  # the answer's figure
     evaluations = E.load_study_evaluations(results, grids_dir)
     if evaluations:
         fig = VP.verdict_heatmap(UV.verdict_matrix(UV.verdict_tests(UV.method_values(evaluations))))

@@ -321,3 +321,21 @@ READING_WORDS = {"survives": "and neither more epochs nor another learning rate 
                  "a budget artefact": "but more epochs or another learning rate let them learn",
                  "undecided": "and more epochs or another learning rate leave it undecided",
                  "not enough data": "and the longer budget's runs have not all landed"}
+
+
+def budget_at_best_epoch(records: Iterable[dict]) -> str:
+    """The 60-epoch budget comparisons on CIFAR-10 (:func:`snnlib.study.questions.budget_tests`: dropout and
+    dropout2d on the current against the base network, three seeds) at the last epoch and at each run's
+    best-validation epoch (block 3), as a Markdown table."""
+    from snnlib.study.questions import budget_tests
+
+    records = list(records)
+    last, best = budget_tests(R.runs_table(records)), budget_tests(at_best_epoch(records))
+    body = []
+    for a, b in zip(last, best, strict=True):
+        scale = R.metric_scale(a.metric)
+        body.append([R.KIND_NAMES[a.kind], R.METRIC_NAMES[a.metric],
+                     R.signed_interval(a.difference, a.ci_low, a.ci_high, scale), a.label,
+                     R.signed_interval(b.difference, b.ci_low, b.ci_high, scale), b.label])
+    return R.markdown_table(["kind (60 epochs, CIFAR-10)", "metric", "last epoch: difference [95% CI]", "label",
+                             "best-validation epoch: difference [95% CI]", "label"], body)
