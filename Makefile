@@ -48,7 +48,7 @@ test: venv data vendor lint book
 # Every output derived from the committed records, regenerated all or nothing (scripts/regenerate.py): the
 # README's findings and tables, its figures (results/figures) and the analysis chapters, re-executed. Run it
 # after adding records to results/ (make land FROM=folder does it after landing), then `make test`.
-ANALYSIS := results claims sensitivity neurons uncertainty explore discussion reproduce
+ANALYSIS := index results claims sensitivity neurons uncertainty explore discussion reproduce
 results: venv data
 	$(PY) scripts/regenerate.py $(ANALYSIS)
 

@@ -27,8 +27,8 @@ from snnlib.experiment.notebook_task import stop_descendants
 from snnlib.study.report import study_report, with_report, write_figures
 
 ROOT = Path(__file__).resolve().parent.parent
-# the analysis chapters, in the order they are executed
-CHAPTERS = ("results", "claims", "sensitivity", "neurons", "uncertainty", "discussion", "reproduce")
+# the landing page and the analysis chapters, in the order they are executed
+CHAPTERS = ("index", "results", "claims", "sensitivity", "neurons", "uncertainty", "discussion", "reproduce")
 STAGED = ".regenerating"
 
 

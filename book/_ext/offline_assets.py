@@ -14,6 +14,7 @@ manager through ``nb_ipywidgets_js``), mends what the vendored manager gets wron
 MathJax 3: it points RequireJS at the manager's font files in ``_static/`` (the manager looks for
 them beside the page) and gives MathJax 3 the ``MathJax.Hub.Queue`` the manager calls to typeset
 its labels. Without it each widget page logs a ``TypeError`` per control and three missing fonts.
+The book's own stylesheet, ``book/_ext/static/book.css``, is added to every page here too.
 
 Configuration (``sphinx: config:`` in ``_config.yml``): ``offline_assets_dir`` (default
 ``../vendor``) and ``offline_assets_script`` (default ``../scripts/fetch_vendor.sh``), both
@@ -66,6 +67,8 @@ def ensure_vendor(app: Sphinx, config: Config) -> None:
 def setup(app: Sphinx) -> dict:
     app.add_config_value("offline_assets_dir", "../vendor", "env", [str])
     app.add_config_value("offline_assets_script", "../scripts/fetch_vendor.sh", "env", [str])
+    # the book's own stylesheet, book/_ext/static/book.css (copied into _static/ through html_static_path)
+    app.add_css_file("book.css")
     # before html_static_path is read (the builder checks it after this event)
     app.connect("config-inited", ensure_vendor, priority=100)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
