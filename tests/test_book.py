@@ -367,6 +367,64 @@ def test_widget_pages_log_no_console_error(browser, page):
     assert not errors, f"{page} logs {len(errors)} console error(s):\n" + "\n".join(errors)
 
 
+@needs_book
+@needs_selenium
+@pytest.mark.parametrize("width", [1280, WINDOW_WIDTH])
+def test_live_figures_fit_their_frame(browser, width):
+    """No live figure is wider than its frame, so none shows a horizontal scrollbar: ipywidgets gave each image a
+    2 px margin on both sides on top of its full width, 4 px too wide in a 1280 px window (book/_ext/static/book.css
+    takes the side margins away)."""
+    browser.set_window_size(width, 1600)
+    try:
+        for page in sorted(LIVE_FIGURES):
+            browser.get(built_page(page).as_uri())
+            figures = _wait(lambda: [f for f in browser.find_elements(By.CSS_SELECTOR, f".{LIVE_FIGURE_CLASS}")
+                                     if shown_image(browser, f)] or None, timeout=30)
+            assert figures, f"{page}: no live figure rendered"
+            sizes = browser.execute_script(  # the boxes that would scroll: overflow auto or scroll
+                "return Array.from(document.querySelectorAll(arguments[0])).flatMap(f => "
+                "[f, f.parentElement, ...f.querySelectorAll('*')].filter(e => "
+                "['auto', 'scroll'].includes(getComputedStyle(e).overflowX)).map(e => [e.scrollWidth, e.clientWidth]))",
+                f".{LIVE_FIGURE_CLASS}")
+            wide = [(scroll, client) for scroll, client in sizes if client and scroll > client]
+            assert not wide, f"{page} at {width} px: content wider than its frame (scroll, client width): {wide}"
+    finally:
+        browser.set_window_size(WINDOW_WIDTH, 1600)
+
+
+# The first screen of a laptop whose browser is 1280 px wide (the page's viewport, without the browser's bars).
+FIRST_SCREEN = (1280, 800)
+
+
+@needs_book
+@needs_selenium
+def test_landing_page_answers_in_its_first_screen(browser):
+    """The landing page in a 1280 x 800 viewport: its answer's figure whole, beside the answer's first sentences
+    (its list starts above the fold), and the page's title on top; wider than the text column nothing."""
+    width, height = FIRST_SCREEN
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        browser.get(built_page(LANDING).as_uri())
+        _wait(lambda: browser.execute_script("return document.readyState") == "complete", timeout=15)
+        figure, answer, title = browser.execute_script("""
+            const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
+                               return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
+            const item = document.querySelector('.tag_answer li');  // the first line of the first sentence
+            const text = item && document.createTreeWalker(item, NodeFilter.SHOW_TEXT).nextNode();
+            const first = document.createRange();
+            if (text) first.selectNodeContents(text);
+            return [box(document.querySelector('.tag_answer img')), text ? first.getClientRects()[0].toJSON() : null,
+                    box(document.querySelector('article h1'))];""")
+        assert figure and answer and title, "the landing page has no answer cell (tagged 'answer') or no title"
+        assert 0 <= figure["top"] and figure["bottom"] <= height, f"the figure is not whole in the first screen: {figure}"
+        assert answer["top"] < height / 2 and answer["right"] <= figure["left"], \
+            f"the answer's sentences do not start beside the figure: {answer}, figure {figure}"
+        assert title["bottom"] <= answer["top"]
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 # ---------------------------------------------------------------- tables (Selenium)
 
 PLACEHOLDERS = {"", "-", "\u2013", "\u2014", "n/a"}  # hyphen, en dash, em dash, "n/a", empty
