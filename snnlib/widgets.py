@@ -209,8 +209,10 @@ def live_figure(render: Callable[..., Figure], controls: Sequence[Control], dpi:
         png = figure_png(fig, dpi * density, colors, close=False)
         if png not in images:
             shown = round(fig.get_figwidth() * dpi)  # CSS pixels; the height follows
+            # no side margins: with ipywidgets' 2 px on each side a full-width image overflowed its frame by
+            # 4 px and the frame showed a horizontal scrollbar (the built book's CSS does the same)
             images[png] = widgets.Image(value=png, format="png", width=str(shown),
-                                        layout=widgets.Layout(max_width="100%", height="auto"))
+                                        layout=widgets.Layout(max_width="100%", height="auto", margin="2px 0px"))
         return images[png]
 
     def image(index: tuple[int, ...]) -> widgets.Image:
