@@ -294,3 +294,24 @@ def test_committed_uncertainty_sentences_equal_the_evaluations(committed):
     assert f"better than a single base network for {better} of {len(single)} dropout networks" in sentences[4] \
         or (better == 0 and "never better than a single base network" in sentences[4])
     assert 5 <= len(sentences) <= 8 and all(_numbers(s) for s in sentences)
+
+
+def test_pass_curves_titles_do_not_run_into_each_other(committed):
+    """The uncertainty chapter's figure of MC dropout against its passes (snnlib.study.plots.plot_pass_curves): the
+    metric names the columns and the dataset the rows, and no title overlaps another (they did: 'test ECE (15
+    bins)MNIST: ood AUROC ...')."""
+    from snnlib.study import evaluations as E
+    from snnlib.study import plots
+
+    _, evaluations, _, _ = committed
+    if not evaluations:
+        pytest.skip("no committed uncertainty evaluations")
+    fig = plots.plot_pass_curves(evaluations, E.evaluations_table(evaluations))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if ax.get_title()]
+    assert [t.get_text() for t in titles] == [name for *_, name in plots.PASS_PANELS]
+    boxes = [t.get_window_extent(renderer) for t in titles]
+    assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert [ax.get_ylabel() for ax in fig.axes[::len(plots.PASS_PANELS)]] == ["MNIST", "CIFAR-10"]
+    matplotlib.pyplot.close(fig)

@@ -10,6 +10,7 @@ from :mod:`snnlib.study.records`, :mod:`snnlib.study.claims` and :mod:`snnlib.st
 - :func:`forest` draws tests as a forest plot (difference with its 95% interval, coloured by its
   label after Holm's correction); :func:`forest_figure` the primary tests of every claim;
   :func:`verdict_heatmap` the uncertainty verdict's method x metric matrix.
+- :func:`plot_pass_curves`: MC dropout's uncertainty against its number of passes (the uncertainty chapter).
 - For the analysis chapters: :func:`plot_site_curves` (Figures 2-5 of one site, every metric in one
   figure), :func:`plot_rate_mask` (rate and mask in time), :func:`plot_secondary_tests` (the study's own
   questions as forest plots), :func:`plot_c3_tests` (the C3 tests) and :func:`plot_agreement` (how well
@@ -31,6 +32,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from snnlib.model.dropout import KINDS
+from snnlib.study import evaluations as E
 from snnlib.study import neurons as NEURONS
 from snnlib.study import preregistration as P
 from snnlib.study import questions, stats
@@ -432,4 +434,53 @@ def plot_site_differences(table: pd.DataFrame, metric: str = "test_acc", dataset
     fig.suptitle(textwrap.fill(f"{R.METRIC_NAMES.get(metric, metric)} after the last epoch: each kind minus the "
                                f"base network", 80), fontsize="medium")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+PASS_PANELS = (("test", "nll", "test NLL"), ("test", "ece", "test ECE (15 bins)"),
+               ("ood", "auroc_max_prob", "OOD AUROC (max. prob.)"))
+
+
+def plot_pass_curves(evaluations: Sequence[dict], table: pd.DataFrame, datasets: Sequence[str] = R.DATASETS,
+                     kinds: Sequence[str] = P.UNCERTAINTY_KINDS, panels: Sequence[tuple[str, str, str]] = PASS_PANELS,
+                     width: float = 7.6) -> plt.Figure:
+    """MC dropout's uncertainty against its number of passes N: a row per dataset, a column per metric of
+    ``panels`` ((sets, metric, name): the test set's NLL and ECE, the AUROC against the out-of-distribution set),
+    each kind's mean ± std over its seeds (:func:`snnlib.study.evaluations.curve`, the paper's cell), the base
+    network's deterministic prediction (dashed) and its ensembles of five (dotted) as lines (``table``:
+    :func:`snnlib.study.evaluations.evaluations_table`), and a grey line at the ensemble's cost
+    (:data:`~snnlib.study.preregistration.MATCHED_PASSES` passes). The dataset names the rows, the metric the
+    columns, so that no title runs into its neighbour."""
+    fig, axes = plt.subplots(len(datasets), len(panels), figsize=(width, 2.9 * len(datasets) + 0.9), squeeze=False)
+    for i, dataset in enumerate(datasets):
+        ood_set = next((s for s in table[(table["dataset"] == dataset) & (table["set_kind"] == "ood")]["set"]), None)
+        for j, (sets, metric, name) in enumerate(panels):
+            ax = axes[i, j]
+            set_name = "test" if sets == "test" else ood_set
+            for kind in kinds:
+                c = E.curve(evaluations, set_name, metric, dataset=dataset, variant=kind, p=0.5, mask="step") \
+                    if set_name else None
+                if c is not None and len(c):
+                    ax.plot(c["n"], c["mean"], marker="o", ms=2, color=kind_color(kind), label=R.KIND_NAMES[kind])
+                    ax.fill_between(c["n"], c["mean"] - c["std"].fillna(0), c["mean"] + c["std"].fillna(0),
+                                    color=kind_color(kind), alpha=0.15, lw=0)
+            for method, style in (("deterministic", "--"), ("ensemble", ":")):
+                base = R.select(E.of_sets(table, sets), dataset=dataset, variant="none", method=method)[metric]
+                if len(base.dropna()):
+                    ax.axhline(base.mean(), color=kind_color("none"), ls=style, lw=1.2,
+                               label=f"base, {E.METHOD_NAMES[method]}")
+            ax.axvline(P.MATCHED_PASSES, color="0.75", lw=1)
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            if i == 0:
+                ax.set_title(name, fontsize="medium")
+            if i == len(datasets) - 1:
+                ax.set_xlabel("passes N")
+            if j == 0:
+                ax.set_ylabel(R.DATASET_NAMES.get(dataset, dataset), fontsize="medium", fontweight="bold")
+            if not ax.has_data():
+                _empty(ax, "no evaluations")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
