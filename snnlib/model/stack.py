@@ -97,24 +97,26 @@ def stacked_hidden_spikes(networks: Sequence[SRMNetwork], x: torch.Tensor, order
     return first.hidden.fire(potential), spikes
 
 
-def stacked_output_potential(networks: Sequence[SRMNetwork], hidden_spikes: torch.Tensor) -> torch.Tensor:
+def stacked_output_potential(networks: Sequence[SRMNetwork], hidden_spikes: torch.Tensor,
+                             exact: bool = True) -> torch.Tensor:
     """The readout layers' potentials ``(T, N, S, out)`` for the hidden rasters ``(T, N, S, hidden)``
     (each network's hidden-site dropout in training on its own slice).
 
     A raster that needs a gradient (training) takes the dense form of eq 3 (as
-    :meth:`SRMLayer.current` does), all S products in one batched product; without a gradient each
-    network's raster becomes its own events (:func:`snnlib.model.functional.events_from_raster`), as in
-    a single network's evaluation. Eq 1 then runs for all at once."""
+    :meth:`SRMLayer.current` does), all S products in one batched product. Without a gradient, ``exact``
+    makes each network's raster its own events (:func:`snnlib.model.functional.events_from_raster`), as
+    in a single network's evaluation (the same numbers); otherwise the batched product serves there too
+    (the same sums in another order: a GPU's form, a few launches for all S). Eq 1 then runs for all."""
     first = networks[0]
     T, N, S, H = hidden_spikes.shape
     dropping = [net._dropping("hidden") for net in networks]
     # unbind, not S selects: its gradient is one stack, where each select's would fill a whole zero tensor
     slices = [net.dropout(part) if drop else part
               for net, drop, part in zip(networks, dropping, hidden_spikes.unbind(2), strict=True)]
-    if hidden_spikes.requires_grad:
+    if hidden_spikes.requires_grad or not exact:
         K, _, O = first.output.weight_events.shape
-        # each network's (H, K * O) rows, as SF.dense_bags lays them out
-        rows = torch.stack([net.output.weight_events.permute(1, 0, 2).reshape(H, K * O) for net in networks])
+        # each network's (H, K * O) rows, as SF.dense_bags lays them out: one copy for all S
+        rows = torch.stack([net.output.weight_events.permute(1, 0, 2) for net in networks]).view(S, H, K * O)
         if any(dropping):
             raster = torch.stack(slices).view(S, T * N, H)
         else:
@@ -127,17 +129,21 @@ def stacked_output_potential(networks: Sequence[SRMNetwork], hidden_spikes: torc
 
 
 def stacked_forward(networks: Sequence[SRMNetwork], x: torch.Tensor, order: torch.Tensor | None = None,
-                    width: int = 1) -> StackOutput:
+                    width: int = 1, exact: bool | None = None) -> StackOutput:
     """S networks' forward pass on one batch as one computation (see the module's docstring).
 
     ``x``: first-spike times ``(N, in)`` as uint8 or a float raster ``(T, N, in)``, as
     :meth:`SRMNetwork.forward` takes; ``order`` its optional row-wise argsort. ``width``: networks
     per gather of eq 3 (1 suits a CPU, ``len(networks)`` a GPU). Network s's logits ``logits[:, s]``
     and spikes ``hidden_spikes[:, :, s]`` are those of ``networks[s](x, order)``, and so are the
-    gradients a loss on them gives its weights.
+    gradients a loss on them gives its weights: bit for bit with ``exact`` (the default on a CPU);
+    without it (the default on a GPU, whose sums round differently anyway) the evaluation's readout
+    takes the batched product, to rounding.
     """
     check_stackable(networks)
+    if exact is None:
+        exact = x.device.type != "cuda"
     hidden_spikes, input_spikes = stacked_hidden_spikes(networks, x, order, width)
-    potential = stacked_output_potential(networks, hidden_spikes)
+    potential = stacked_output_potential(networks, hidden_spikes, exact)
     logits = networks[0].config.readout_scale * potential.amax(0)
     return StackOutput(logits, hidden_spikes, input_spikes)
