@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ KERNEL = "python3"
 # RunConfig fields that are parameters of their own in the notebook; the rest travel in ``config_extra``.
 NOTEBOOK_FIELDS = (*LAYOUT_KEYS, "epochs", "train_subset", "test_subset")
 NOTEBOOK_PARAMETERS = (*NOTEBOOK_FIELDS, "config_extra", "device", "threads", "progress", "out_dir", "fresh")
+GROUP_PARAMETER = "group"  # the notebook's stack of runs (the runner's --stack): [{"config": ..., "out_dir": ...}]
 
 
 def notebook_parameters(kwargs: dict, out: Path, device: str) -> dict:
@@ -194,26 +196,14 @@ def execute(task: dict) -> dict:
     output_nb = out / "experiment.ipynb"
     result = {"name": task["name"], "out": str(out), "notebook": str(output_nb), "status": "failed",
               "device": task["params"].get("device")}
-    owner = json.dumps(task["config"], sort_keys=True)
     try:
         if folder_busy(out):  # another process (a runner's kernel, a train command) is training it
             return _busy(result, out, task["config"])
         out.mkdir(parents=True, exist_ok=True)
         with folder_claim(out):  # held for the whole notebook: no second runner starts one here
-            if folder_busy(out):
-                return _busy(result, out, task["config"])
-            foreign = _foreign_record(out, task["config"])
-            if foreign:  # never run a notebook (nor write its copy) into another run's folder
-                result["error"] = foreign
-                return result
-            done = _settled_record(out, task["config"])
-            if done is None:
-                name_owner(out, owner)
-            if done is not None:  # another runner ended it since this one looked: its notebook stays
-                if done["status"] == "diverged":
-                    result["error"] = divergence(done)
-                else:
-                    result.update(status="skipped", record=run_summary(done))
+            # busy, another run's folder (never run a notebook, nor write its copy, there) or ended by
+            # another runner since this one looked (its notebook stays): nothing to run
+            if _settle_before(task, out, result):
                 return result
             return _execute_claimed(task, out, output_nb, result)
     except FolderLocked:  # another runner has claimed it
@@ -292,9 +282,14 @@ def _execute_claimed(task: dict, out: Path, output_nb: Path, result: dict) -> di
             return result
         result["error"] = f"{error} (see {output_nb})"
         return result
+    return _check_record(task["config"], out, result)
+
+
+def _check_record(config: dict, out: Path, result: dict) -> dict:
+    """``result`` done if ``out`` holds the sealed, finished record of ``config``, else failed and why."""
     record = json.loads((out / "metrics.json").read_text())
     problem = record_problem(record, sealed=True)
-    if config_difference(record.get("config"), RunConfig.from_dict(task["config"])):
+    if config_difference(record.get("config"), RunConfig.from_dict(config)):
         result["error"] = "the notebook ran another configuration than asked (are all parameters passed?)"
     elif problem is not None:
         result["error"] = f"the run's record cannot be used: {problem}"
@@ -305,6 +300,97 @@ def _execute_claimed(task: dict, out: Path, output_nb: Path, result: dict) -> di
     else:
         result.update(status="done", record=run_summary(record))
     return result
+
+
+def run_task(task: dict) -> list[tuple[dict, dict]]:
+    """Runs a task of the runner, one configuration (:func:`execute`) or a stack of them
+    (:func:`execute_group`); (configuration's task, result) for each of its configurations."""
+    if "group" in task:
+        return execute_group(task)
+    return [(task, execute(task))]
+
+
+def execute_group(task: dict) -> list[tuple[dict, dict]]:
+    """Runs a stack of configurations (``task["group"]``, each a task as :func:`execute` takes) through ONE
+    execution of the notebook, whose ``group`` parameter lists them: it trains them as one stack
+    (:func:`snnlib.experiment.stack.run_group`), each run writing its own record. Each folder is claimed and
+    checked as :func:`execute` does (busy, foreign, ended runs are left out, each with its result); the
+    executed notebook is saved in the first run's folder and copied into the others'. Never raises."""
+    start = time.perf_counter()
+    results: dict[str, dict] = {}
+    ready: list[dict] = []
+    with contextlib.ExitStack() as claims:
+        for member in task["group"]:
+            out = Path(member["out"])
+            result = results[member["name"]] = {"name": member["name"], "out": str(out), "status": "failed",
+                                                "notebook": str(out / "experiment.ipynb"),
+                                                "device": member["params"].get("device")}
+            try:
+                if folder_busy(out):
+                    _busy(result, out, member["config"])
+                    continue
+                out.mkdir(parents=True, exist_ok=True)
+                claims.enter_context(folder_claim(out))
+                if _settle_before(member, out, result):
+                    continue
+                ready.append(member)
+            except FolderLocked:
+                _busy(result, out, member["config"])
+            except Exception as err:  # noqa: BLE001 - a failure of one configuration must not stop the others
+                result["error"] = f"{type(err).__name__}: {err}"
+        if ready:
+            _execute_group_claimed(task, ready, results)
+    for result in results.values():
+        result["elapsed_s"] = time.perf_counter() - start
+    return [(member, results[member["name"]]) for member in task["group"]]
+
+
+def _settle_before(task: dict, out: Path, result: dict) -> bool:
+    """Whether ``out`` (claimed) needs no run: another process trains it, it holds another run's record, or
+    the run has ended (``result`` says which); else names its owner for other runners and returns False."""
+    if folder_busy(out):
+        _busy(result, out, task["config"])
+        return True
+    foreign = _foreign_record(out, task["config"])
+    if foreign:
+        result["error"] = foreign
+        return True
+    done = _settled_record(out, task["config"])
+    if done is None:
+        name_owner(out, json.dumps(task["config"], sort_keys=True))
+        return False
+    if done["status"] == "diverged":
+        result["error"] = divergence(done)
+    else:
+        result.update(status="skipped", record=run_summary(done))
+    return True
+
+
+def _execute_group_claimed(task: dict, ready: list[dict], results: dict[str, dict]) -> None:
+    """The notebook for the configurations ``ready`` (their folders claimed), then each one's outcome."""
+    first = ready[0]
+    output_nb = Path(first["out"]) / "experiment.ipynb"
+    threads = task.get("threads") or _dask_threads(task.get("host_slots"))
+    group = [{"config": member["config"], "out_dir": member["out"]} for member in ready]
+    status, stderr = run_notebook(task["notebook"], output_nb, {**first["params"], "threads": threads, "group": group},
+                                  kernel=task["kernel"], cwd=task["cwd"], threads=threads)
+    error = None
+    if status != 0:
+        error = (_notebook_error(output_nb) or _last_line(stderr)
+                 or f"the notebook's process exited with status {status}")
+    for member in ready:
+        out, result = Path(member["out"]), results[member["name"]]
+        result["threads"] = threads
+        copy = out / "experiment.ipynb"
+        if copy != output_nb and output_nb.exists():
+            with contextlib.suppress(OSError):
+                shutil.copyfile(output_nb, copy)
+        try:
+            _check_record(member["config"], out, result)
+        except (OSError, ValueError) as err:
+            result["error"] = f"no readable record in {out}: {err}"
+        if result["status"] != "done" and error is not None:
+            result["error"] = f"{error} (see {output_nb})"
 
 
 def run_summary(record: dict) -> dict:

@@ -9,6 +9,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,11 +41,13 @@ from snnlib.experiment.system import (
 )
 from snnlib.experiment.training import (
     EpochStats,
+    RunData,
     _rng_state,
     _set_rng_state,
     evaluate,
     initial_network,
     load_run_data,
+    masks_generator,
     silencing_accuracy_drop,
     train_epoch,
 )
@@ -234,17 +237,85 @@ def run(config: RunConfig, out: str | Path, device: str | None = "auto", progres
 
 def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
                 log: Callable[[str], None]) -> dict:
+    state = start_run(config, out, dev, log)
+    if isinstance(state, dict):
+        return state
+    data, model, record = state.data, state.model, state.record
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=config.epochs * len(data.train), unit="sample", unit_scale=True,
+                   initial=len(record["epochs"]) * len(data.train), file=sys.stderr,
+                   desc=f"{config.dataset} {config.variant}", dynamic_ncols=True)
+    for epoch in range(len(record["epochs"]) + 1, config.epochs + 1):
+        start = time.perf_counter()
+        train_stats = train_epoch(model, data.train, state.optimizer, config.batch_size, state.order,
+                                  bar.update if bar else None)
+        train_time = time.perf_counter() - start
+        state.scheduler.step()
+        train_eval_stats, _ = evaluate(model, data.train_eval)
+        val_stats = None if data.val is None else evaluate(model, data.val)[0]
+        test_stats, _ = evaluate(model, data.test)
+        epoch_time = time.perf_counter() - start
+        if not math.isfinite(train_stats.loss) and bar:
+            bar.close()
+        if not end_epoch(state, epoch, train_stats, train_eval_stats, val_stats, test_stats,
+                         len(data.train) / train_time, epoch_time, log):
+            return record
+        if bar:
+            bar.set_postfix(loss=f"{train_stats.loss:.3f}", test_acc=f"{test_stats.accuracy:.4f}")
+    if bar:
+        bar.close()
+    return finish_run(state, log)
+
+
+@dataclass
+class RunState:
+    """A run between its epochs: its configuration, folder, data, network, optimizer, schedule, random
+    streams and record. ``masks`` is the run's own mask generator (the runs of a stack each have one,
+    :mod:`snnlib.experiment.stack`), or None: a single run draws its masks from torch's global generator."""
+
+    config: RunConfig
+    out: Path
+    device: torch.device
+    data: RunData
+    model: SRMNetwork
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    order: torch.Generator
+    record: dict
+    masks: torch.Generator | None = None
+
+    @property
+    def done(self) -> int:
+        """The epochs trained so far."""
+        return len(self.record["epochs"])
+
+
+def start_run(config: RunConfig, out: Path, dev: torch.device, log: Callable[[str], None],
+              data: RunData | None = None, own_masks: bool = False) -> RunState | dict:
+    """Sets up a run in its locked folder ``out``: its record if it has already ended (finished or
+    diverged), else its :class:`RunState`, resumed from the checkpoint if there is one, with the
+    record written. ``data``: the run's splits if already loaded (a stack's runs share them).
+
+    The random streams as in every run: the initial weights from ``config.weights_seed``, the sample
+    order from a generator of its own, the masks from ``stream_seed(seed, "masks")``: torch's global
+    generator, or with ``own_masks`` a generator of the run's own seeded the same way (the same draws).
+    """
     existing = check_out_dir(config, out)
     if existing is not None and existing.get("status") in ("finished", "diverged"):
         log(f"{out}: already {existing['status']} ({len(existing['epochs'])} epochs), nothing to do")
         return existing
     name_owner(out, json.dumps(config.to_dict(), sort_keys=True))  # what a second runner checks (runner.py)
-    checkpoint_path = out / CHECKPOINT_FILE
-    ckpt = load_checkpoint(config, checkpoint_path, dev)
-    data = load_run_data(config, dev)
+    ckpt = load_checkpoint(config, out / CHECKPOINT_FILE, dev)
+    data = load_run_data(config, dev) if data is None else data
     model = initial_network(config, dev)
     order = torch.Generator().manual_seed(stream_seed(config.seed, "order"))
-    torch.manual_seed(stream_seed(config.seed, "masks"))
+    masks = masks_generator(config, dev) if own_masks else None
+    if masks is None:
+        torch.manual_seed(stream_seed(config.seed, "masks"))
+    model.dropout.generator = masks
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                  fused=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
@@ -270,50 +341,44 @@ def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"], dev, order)
+        _set_rng_state(ckpt["rng"], dev, order, masks)
         record["epochs"] = ckpt["epochs"]
         record["wall_time_s"] = ckpt["wall_time_s"]
         log(f"{out}: resuming after epoch {len(record['epochs'])} of {config.epochs}")
     write_record(out / "metrics.json", record)
+    return RunState(config, out, dev, data, model, optimizer, scheduler, order, record, masks)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.epochs * len(data.train), unit="sample", unit_scale=True,
-                   initial=len(record["epochs"]) * len(data.train), file=sys.stderr,
-                   desc=f"{config.dataset} {config.variant}", dynamic_ncols=True)
-    for epoch in range(len(record["epochs"]) + 1, config.epochs + 1):
-        start = time.perf_counter()
-        train_stats = train_epoch(model, data.train, optimizer, config.batch_size, order,
-                                  bar.update if bar else None)
-        train_time = time.perf_counter() - start
-        scheduler.step()
-        train_eval_stats, _ = evaluate(model, data.train_eval)
-        val_stats = None if data.val is None else evaluate(model, data.val)[0]
-        test_stats, _ = evaluate(model, data.test)
-        epoch_time = time.perf_counter() - start
-        record["epochs"].append(_epoch_entry(epoch, train_stats, train_eval_stats, val_stats, test_stats, model,
-                                             len(data.train) / train_time, epoch_time))
-        record["wall_time_s"] += epoch_time
-        if not math.isfinite(train_stats.loss):
-            # A NaN or infinite loss never comes back: stop, and say so in the record.
-            if bar:
-                bar.close()
-            record.update(status="diverged", diverged_at_epoch=epoch)
-            write_record(out / "metrics.json", record)
-            checkpoint_path.unlink(missing_ok=True)
-            log(f"{out}: diverged: the training loss of epoch {epoch} is {train_stats.loss}; "
-                f"recorded as diverged (try a smaller lr)")
-            return record
-        save_state(checkpoint_path, record["config"], {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(dev, order), "epochs": record["epochs"], "wall_time_s": record["wall_time_s"]})
+def end_epoch(state: RunState, epoch: int, train: EpochStats, train_eval: EpochStats, val: EpochStats | None,
+              test: EpochStats, train_samples_per_s: float, epoch_time: float,
+              log: Callable[[str], None]) -> bool:
+    """Records a trained and evaluated epoch: the checkpoint, then the record. False when the run
+    diverged (its training loss is not finite): then the record says so and the checkpoint is gone."""
+    record, out = state.record, state.out
+    record["epochs"].append(_epoch_entry(epoch, train, train_eval, val, test, state.model, train_samples_per_s,
+                                         epoch_time))
+    record["wall_time_s"] += epoch_time
+    checkpoint_path = out / CHECKPOINT_FILE
+    if not math.isfinite(train.loss):
+        # A NaN or infinite loss never comes back: stop, and say so in the record.
+        record.update(status="diverged", diverged_at_epoch=epoch)
         write_record(out / "metrics.json", record)
-        if bar:
-            bar.set_postfix(loss=f"{train_stats.loss:.3f}", test_acc=f"{test_stats.accuracy:.4f}")
-    if bar:
-        bar.close()
+        checkpoint_path.unlink(missing_ok=True)
+        log(f"{out}: diverged: the training loss of epoch {epoch} is {train.loss}; "
+            f"recorded as diverged (try a smaller lr)")
+        return False
+    save_state(checkpoint_path, record["config"], {
+        "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "rng": _rng_state(state.device, state.order, state.masks),
+        "epochs": record["epochs"], "wall_time_s": record["wall_time_s"]})
+    write_record(out / "metrics.json", record)
+    return True
+
+
+def finish_run(state: RunState, log: Callable[[str], None]) -> dict:
+    """The end of a run that trained all its epochs: the per-neuron measures, the kept weights and the
+    finished record; returns the record."""
+    model, record, out, data = state.model, state.record, state.out, state.data
     _, per_neuron = evaluate(model, data.test, per_neuron=True)
     record.update(per_neuron)
     record["hidden_importance"] = model.hidden_importance().tolist()
@@ -325,7 +390,7 @@ def _run_locked(config: RunConfig, out: Path, dev: torch.device, progress: bool,
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     record["status"] = "finished"
     write_record(out / "metrics.json", record)
-    checkpoint_path.unlink(missing_ok=True)  # the weights file and the record hold what is left of it
+    (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # the weights file and the record hold what is left of it
     last = record["epochs"][-1]
     log(f"{out}: finished; test accuracy {last['test_acc']:.4f}, training loss {last['train_loss']:.4f}")
     return record

@@ -3,7 +3,7 @@
 Usage::
 
     python -m snnlib.experiment.runner GRID.json [--jobs N | --scheduler tcp://HOST:PORT] [--results results/]
-                                      [--device auto] [--threads N] [--dry-run]
+                                      [--device auto] [--threads N] [--stack [N]] [--dry-run]
 
 Grid file
 ---------
@@ -66,6 +66,15 @@ the workers must see this checkout and the results folder at the same paths); ea
 cores // task slots on that host) threads, and ``--device`` is passed on as given (``auto``: CUDA if the
 worker has it). ``--threads`` overrides both thread counts.
 
+``--stack [N]`` trains each group of configurations that share a dataset, a seed and the sizes of their data and
+network (:func:`snnlib.experiment.stack.stack_key`: they see the same batches in the same order) as one stack, at
+most N to a stack (default: the whole group): ONE execution of the notebook per stack, whose ``group`` parameter
+lists them (:func:`snnlib.experiment.stack.run_group`). Within a stack the dropout (kind, p, mask, site),
+``init_seed``, ``epochs``, ``lr`` and ``weight_decay`` may differ. Each run keeps its folder, claim, lock,
+checkpoint and sealed record, and each record is its single run's (on the CPU number for number); the executed
+notebook is saved in each run's folder. On a CPU, stacking gains little (README, Performance) and is off by
+default; on a GPU each operation does the stack's work, which is what a launch-bound GPU needs.
+
 Each configuration prints one line as it ends: ``done`` (test accuracy, training time, total time),
 ``skipped`` (finished earlier) or ``failed`` (the error, and the executed notebook to look at); a summary
 and the list of failures come last. ``--dry-run`` lists every configuration with its state (new, partial,
@@ -105,9 +114,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from snnlib.experiment.config import RunConfig
 from snnlib.experiment.grid import SETTLED_FAILURES, GridError, RunSpec, expand_grid, load_grid, run_state
 from snnlib.experiment.notebook_task import (
     DEFAULT_NOTEBOOK,
+    GROUP_PARAMETER,
     KERNEL,
     NOTEBOOK_PARAMETERS,
     cpu_count,
@@ -117,7 +128,9 @@ from snnlib.experiment.notebook_task import (
     other_owner,
     run_notebook,
     run_summary,
+    run_task,
 )
+from snnlib.experiment.stack import group_configs
 from snnlib.experiment.system import assign_devices, folder_busy, folder_claimed, parse_device
 
 __all__ = ["build_parser", "execute", "main", "run_notebook"]
@@ -136,13 +149,13 @@ def _describe(summary: dict | None) -> str:
     return "  ".join(parts)
 
 
-def _check_notebook(notebook: Path) -> None:
+def _check_notebook(notebook: Path, stack: bool = False) -> None:
     if not notebook.is_file():
         raise GridError(f"notebook {notebook} not found")
     import papermill
 
     declared = set(papermill.inspect_notebook(str(notebook)))
-    missing = [p for p in NOTEBOOK_PARAMETERS if p not in declared]
+    missing = [p for p in (*NOTEBOOK_PARAMETERS, *([GROUP_PARAMETER] if stack else [])) if p not in declared]
     if missing:
         raise GridError(f"notebook {notebook} lacks the parameter(s) {', '.join(missing)}")
 
@@ -173,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per run (default: cores // jobs, or per Dask host)")
     parser.add_argument("--notebook", default=str(DEFAULT_NOTEBOOK), help="experiment notebook (default %(default)s)")
+    parser.add_argument("--stack", type=int, nargs="?", const=0, default=None, metavar="N",
+                        help="train the configurations of one dataset and seed (and data and network sizes) as one "
+                             "stack, one notebook execution each, at most N to a stack (default: all of a group); "
+                             "each run still writes its own record")
     parser.add_argument("--dry-run", action="store_true", help="list the configurations and their state, run nothing")
     return parser
 
@@ -200,7 +217,9 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     began = time.perf_counter()
     report = _Report(len(specs))
-    print(f"grid {grid['name']}: {len(specs)} configurations, {len(tasks)} to run, results in {grid_root}",
+    to_run = sum(len(task.get("group", [task])) for task in tasks)
+    stacks = f" in {len(tasks)} notebook executions (--stack)" if args.stack is not None else ""
+    print(f"grid {grid['name']}: {len(specs)} configurations, {to_run} to run{stacks}, results in {grid_root}",
           flush=True)
     report.earlier(specs, states)
     code = _execute(args, tasks, jobs, report)
@@ -218,6 +237,8 @@ def _validate(args: argparse.Namespace) -> tuple[dict, list[RunSpec], int]:
         raise GridError(f"--jobs must be a positive integer, got {jobs}")
     if args.threads is not None and args.threads < 1:
         raise GridError(f"--threads must be a positive integer, got {args.threads}")
+    if args.stack is not None and args.stack < 0:
+        raise GridError(f"--stack must be a positive integer (runs per stack), got {args.stack}")
     _check_device(args.device)
     grid = load_grid(args.grid)
     return grid, expand_grid(grid), jobs
@@ -244,8 +265,24 @@ def _plan(args: argparse.Namespace, specs: list[RunSpec], states: dict, grid_roo
                       "threads": args.threads, "host_slots": None,
                       "resumed_after": len(record.get("epochs", [])) if state == "partial" and record else 0})
     if tasks:
-        _check_notebook(notebook)
-    return tasks
+        _check_notebook(notebook, args.stack is not None)
+    return tasks if args.stack is None else _stacks(tasks, args.stack or None)
+
+
+def _stacks(tasks: list[dict], size: int | None) -> list[dict]:
+    """The tasks grouped into stacks (:func:`snnlib.experiment.stack.group_configs`), in grid order of their
+    first configuration; a stack of one stays a plain task."""
+    groups = group_configs([RunConfig.from_dict(task["config"]) for task in tasks], size)
+    stacked = []
+    for group in sorted(groups):
+        members = [tasks[i] for i in group]
+        if len(members) == 1:
+            stacked.append(members[0])
+            continue
+        first = members[0]
+        stacked.append({key: first[key] for key in ("notebook", "cwd", "kernel", "threads", "host_slots")}
+                       | {"name": f"{first['name']} and {len(members) - 1} stacked", "group": members})
+    return stacked
 
 
 class _Report:
@@ -339,11 +376,15 @@ def _run_local(tasks: list[dict], jobs: int, device: str, finish: Callable[[dict
     for name in assign_devices(device, jobs):
         free.put(name)
 
-    def in_a_slot(task: dict) -> dict:
+    def in_a_slot(task: dict) -> list[tuple[dict, dict]]:
         slot_device = free.get()
         try:
-            return execute({**task, "threads": task["threads"] or threads,
-                            "params": {**task["params"], "device": slot_device}})
+            if "group" in task:  # a stack: every configuration of it on the slot's device
+                return run_task({**task, "threads": task["threads"] or threads,
+                                 "group": [{**member, "params": {**member["params"], "device": slot_device}}
+                                           for member in task["group"]]})
+            return [(task, execute({**task, "threads": task["threads"] or threads,
+                                    "params": {**task["params"], "device": slot_device}}))]
         finally:
             free.put(slot_device)
 
@@ -351,7 +392,8 @@ def _run_local(tasks: list[dict], jobs: int, device: str, finish: Callable[[dict
     try:
         futures = {pool.submit(in_a_slot, task): task for task in tasks}
         for future in as_completed(futures):
-            finish(futures[future], future.result())
+            for member, result in future.result():
+                finish(member, result)
     except KeyboardInterrupt:
         pool.shutdown(wait=False, cancel_futures=True)
         interrupt_children()
@@ -383,15 +425,17 @@ def _run_dask(args: argparse.Namespace, tasks: list[dict], finish: Callable[[dic
         for task in tasks:
             task["host_slots"] = slots
             key = f"snnlib-run-{task['name']}-{time.time_ns()}"
-            futures[client.submit(execute, task, key=key, pure=False, retries=0)] = task
+            futures[client.submit(run_task, task, key=key, pure=False, retries=0)] = task
         try:
             for future in dask_as_completed(list(futures)):
                 task = futures[future]
                 try:
-                    result = future.result()
-                except Exception as err:  # noqa: BLE001 - a lost worker fails this configuration only
-                    result = {"status": "failed", "error": f"{type(err).__name__} on the cluster: {err}"}
-                finish(task, result)
+                    outcomes = future.result()
+                except Exception as err:  # noqa: BLE001 - a lost worker fails this configuration (stack) only
+                    failed = {"status": "failed", "error": f"{type(err).__name__} on the cluster: {err}"}
+                    outcomes = [(member, dict(failed)) for member in task.get("group", [task])]
+                for member, result in outcomes:
+                    finish(member, result)
         except KeyboardInterrupt:
             client.cancel(list(futures))  # runs already started finish on their workers
             raise

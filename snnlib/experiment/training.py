@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from snnlib.experiment import data as D
-from snnlib.experiment.config import RunConfig
+from snnlib.experiment.config import RunConfig, stream_seed
 from snnlib.model.network import SRMNetwork
 
 # Dropout-off metrics on the training data use this many of its first samples.
@@ -54,18 +54,37 @@ class EpochStats:
     input_spikes: float  # mean per sample
 
 
-def _rng_state(device: torch.device, order: torch.Generator) -> dict:
-    state = {"cpu": torch.get_rng_state(), "order": order.get_state()}
+def _rng_state(device: torch.device, order: torch.Generator, masks: torch.Generator | None = None) -> dict:
+    """The random streams of a run for its checkpoint: ``cpu`` (on a CPU, the masks' stream), ``order``
+    and, on a GPU, ``cuda`` (the masks' stream there). ``masks``: the run's own mask generator, or None
+    for torch's global one; a checkpoint looks the same either way, so either kind of run resumes it."""
+    own = masks is not None
+    state = {"cpu": masks.get_state() if own and device.type != "cuda" else torch.get_rng_state(),
+             "order": order.get_state()}
     if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
+        state["cuda"] = masks.get_state() if own else torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict, device: torch.device, order: torch.Generator) -> None:
-    torch.set_rng_state(state["cpu"])
+def _set_rng_state(state: dict, device: torch.device, order: torch.Generator,
+                   masks: torch.Generator | None = None) -> None:
+    """Restores what :func:`_rng_state` saved (into ``masks`` if given, else into the global generators)."""
     order.set_state(state["order"])
+    if masks is not None:
+        if device.type != "cuda":
+            masks.set_state(state["cpu"])
+        elif "cuda" in state:
+            masks.set_state(state["cuda"])
+        return
+    torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def masks_generator(config: RunConfig, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator of the run's own for its dropout masks, on ``device``, seeded as a single run seeds
+    torch's global generator (``stream_seed(seed, "masks")``): it gives the same draws."""
+    return torch.Generator(device=device).manual_seed(stream_seed(config.seed, "masks"))
 
 
 def train_epoch(model: SRMNetwork, dataset: D.EncodedDataset, optimizer: torch.optim.Optimizer,
