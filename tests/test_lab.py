@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -325,6 +326,58 @@ def test_chapter_runs_and_sliders_redraw_the_figure(lab, browser, notebook, tmp_
                  if not url.startswith((lab.base, "data:", "blob:"))]
     assert not elsewhere, f"{notebook}: JupyterLab loaded resources from outside the server: {elsewhere[:5]}"
     # Stop this chapter's kernel now (its memory and CPU), before the next chapter starts one.
+    for session in lab.api("/api/sessions"):
+        lab.api(f"/api/sessions/{session['id']}", method="DELETE")
+
+
+# The text and links of the open notebook's Markdown cells as jupyterlab-myst renders them (its class: myst).
+_MARKDOWN = """
+const panel = window.jupyterapp.shell.currentWidget;
+return Array.from(panel.node.querySelectorAll('.jp-MarkdownCell .myst')).map(c => ({  // jupyterlab-myst's rendering
+  text: c.innerText, links: Array.from(c.querySelectorAll('a')).map(a => [a.innerText.trim(), a.getAttribute('href')]),
+}));
+"""
+
+_CURRENT_PATH = """
+const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+return w && w.context && w.context.isReady ? w.context.path : null;
+"""
+
+
+@needs_lab
+@needs_browser
+def test_lab_opens_the_landing_notebook_with_myst_rendered_and_chapters_in_order(lab, browser):
+    """``make lab``'s lab opens on index.ipynb (jupyter-config: the file browser lists the chapters by name, the
+    landing notebook lists them in reading order); its Markdown is MyST rendered by jupyterlab-myst (a {doc} role
+    is a link, a {cite:p} role no raw text); its chapter links are _toc.yml's chapters in order, and one opens its
+    chapter in the lab; nothing is loaded from outside the server."""
+    from test_book import LANDING, toc_entries
+
+    browser.get(lab.url("/"))
+    assert _wait(lambda: browser.execute_script(_CURRENT_PATH) == "index.ipynb", timeout=60, step=0.5), \
+        f"the lab did not open on index.ipynb but on {browser.execute_script(_CURRENT_PATH)}\n{lab.log_tail()}"
+    cells = _wait(lambda: (c := browser.execute_script(_MARKDOWN)) and all(x["text"].strip() for x in c) and c,
+                  timeout=30, step=0.5)
+    assert cells, "the landing notebook's Markdown cells did not render"
+    raw = [c["text"][:80] for c in cells if re.search(r"\{(doc|cite:[pt]|ref)\}`", c["text"])]
+    assert not raw, f"MyST roles shown as raw text (is jupyterlab-myst installed and enabled?): {raw}"
+    doc_links = [text for c in cells for text, href in c["links"] if href and "glossary" in href]
+    assert "glossary" in doc_links, "the {doc} role to the glossary is not rendered as a link"
+    chapter_map = next(c for c in cells if "in reading order" in c["text"])
+    linked = list(dict.fromkeys(href.split("?")[0].rsplit("/", 1)[-1] for _, href in chapter_map["links"]
+                                if href and ".ipynb" in href))
+    chapters = [f"{e.removeprefix('notebooks/')}.ipynb" for e in toc_entries()
+                if e.startswith("notebooks/") and e != LANDING]
+    assert linked == chapters, f"the chapter map's links {linked} are not the book's chapters in order {chapters}"
+    first = browser.find_element(By.XPATH, "//div[contains(@class, 'jp-MarkdownCell')]//a[contains(@href, "
+                                           f"'{chapters[0]}')]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", first)
+    first.click()
+    assert _wait(lambda: browser.execute_script(_CURRENT_PATH) == chapters[0], timeout=30, step=0.5), \
+        f"the link to {chapters[0]} did not open it in the lab (open: {browser.execute_script(_CURRENT_PATH)})"
+    elsewhere = [url for url in browser.execute_script(_RESOURCES)
+                 if not url.startswith((lab.base, "data:", "blob:"))]
+    assert not elsewhere, f"JupyterLab loaded resources from outside the server: {elsewhere[:5]}"
     for session in lab.api("/api/sessions"):
         lab.api(f"/api/sessions/{session['id']}", method="DELETE")
 
