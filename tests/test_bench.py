@@ -50,6 +50,26 @@ def test_bench_command_prints_a_ratio_and_writes_json(real_data_dir, tmp_path):
     assert all(r["samples_per_s"] > 0 and r["peak_mb"] >= 0 for r in record["results"])
 
 
+def test_bench_stack_compares_stacked_and_single_runs_and_writes_json(real_data_dir, tmp_path):
+    """``bench --stack``: both arms train the same networks (same weights after timing), a row per size with
+    the ratios and the operations counted per step."""
+    out = tmp_path / "stack.json"
+    env = {**os.environ, "SNNLIB_DATA": str(real_data_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snnlib", "bench", "--stack", "--datasets", "mnist", "--sizes", "1", "3", "--device",
+         "cpu", "--threads", "1", "--batch-size", "32", "--warmup", "1", "--repeats", "2", "--steps", "1",
+         "--json", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "mnist S=3" in proc.stdout and "same weights: True" in proc.stdout
+    record = json.loads(out.read_text())
+    assert [r["runs"] for r in record["results"]] == [1, 3]
+    for row in record["results"]:
+        assert row["identical_weights"] and row["train_ratio"] > 0 and row["epoch_ratio"] > 0
+        assert len(row["train_ms"]["single"]) == len(row["train_ms"]["stacked"]) == 2
+    three = record["results"][1]["operations"]
+    assert three["stacked_step"] < three["single_step"] and three["stacked_step_gpu_form"] < three["single_step"]
+
+
 def test_bench_rejects_an_unknown_competitor():
     proc = subprocess.run([sys.executable, "-m", "snnlib", "bench", "--competitors", "norse"],
                           capture_output=True, text=True, timeout=120)

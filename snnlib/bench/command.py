@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from snnlib.bench.limits import limits
+from snnlib.bench.stack import bench_stack
 from snnlib.bench.step import bench_dataset, memory_probe, scaling
 from snnlib.experiment import data as D
 from snnlib.experiment.system import DEVICE_CHOICES, device_description, git_commit, resolve_device, write_json_atomic
@@ -35,6 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: this machine's memory bandwidth and matmul rate, and snnlib's training step "
                         "part by part (share of the step, achieved GB/s and GFLOP/s, fraction of the limit); "
                         "each time is the fastest of --repeats rounds of --steps single calls")
+    p.add_argument("--stack", action="store_true",
+                   help="instead: S runs of a study group trained as one stack against the same S runs one by one, "
+                        "in one process, alternating (medians of --repeats rounds of --steps steps and one "
+                        "evaluation batch), for each S of --sizes")
+    p.add_argument("--sizes", nargs="+", type=int, default=[1, 4, 16, 64], help="stack sizes of --stack (default 1 4 16 64)")
+    p.add_argument("--width", type=int, default=None,
+                   help="--stack: networks per gather of eq 3 (default: 1 on a CPU, all on a GPU)")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: one fresh-process probe
 
 
@@ -56,8 +64,10 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(memory_probe(args.datasets[0], args.memory_probe, args.batch_size, args.variant,
                                       args.p, max(args.steps, 5))))
         return 0
-    if args.scaling and args.limits:
-        raise ValueError("--scaling and --limits exclude each other")
+    if sum(bool(x) for x in (args.scaling, args.limits, args.stack)) > 1:
+        raise ValueError("--scaling, --limits and --stack exclude each other")
+    if args.stack and (not args.sizes or min(args.sizes) < 1 or (args.width is not None and args.width < 1)):
+        raise ValueError("--sizes and --width must be positive integers")
     device = resolve_device(args.device)
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
           f"batch {args.batch_size}, snnlib variant {args.variant} p={args.p}")
@@ -68,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
         results, extra = measured["results"], {"machine": measured["machine"]}
     elif args.scaling:
         results = scaling(device, args)
+    elif args.stack:
+        results = [r for name in args.datasets for r in bench_stack(name, device, args)]
     else:
         results = [r for name in args.datasets for r in bench_dataset(name, device, args)]
     if args.json:
