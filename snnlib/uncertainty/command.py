@@ -28,7 +28,10 @@ from snnlib.uncertainty.evaluate import (
     DIGEST_KEY,
     ENSEMBLE_PATTERN,
     OUTPUT_FILE,
+    UNCERTAINTY_VERSION,
+    VERSIONS,
     _ensemble_key,
+    check_version,
     ensemble_settings,
     evaluate_ensemble,
     evaluate_run,
@@ -56,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--ensemble", default=None, metavar="OUT.json",
                    help="also evaluate the RUN_DIRs as one deep ensemble and write it to OUT.json")
+    p.add_argument("--evaluation-version", type=int, default=UNCERTAINTY_VERSION, choices=VERSIONS,
+                   help=f"{UNCERTAINTY_VERSION} (default): the registered evaluation; 3: also the near-OOD set and "
+                        "MC dropout and the ensemble temperature-scaled (snnlib.uncertainty.scaled)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an uncertainty.json (or OUT.json) computed with other settings "
                         "(default: refuse; one with the same settings is skipped)")
@@ -91,7 +97,13 @@ def _existing(path: Path, wanted: dict, overwrite: bool, kind: str) -> bool:
 
 
 
+def _version(args: argparse.Namespace) -> int:
+    """The evaluation version asked for (a namespace made without the option: the default)."""
+    return getattr(args, "evaluation_version", UNCERTAINTY_VERSION)
+
+
 def _check_args(args: argparse.Namespace) -> None:
+    check_version(_version(args))
     if args.passes < 1:
         raise ValueError(f"--passes must be a positive integer, got {args.passes}")
     if args.mask_seed < 0:
@@ -121,7 +133,7 @@ def _plan(args: argparse.Namespace) -> tuple[list[str], dict, bool]:
         config, _, record = load_trained(d, "cpu")  # refuses damaged, unsealed, unfinished runs, foreign weights
         configs.append(config)
         wanted[d] = {"settings": settings_dict(config.dataset, args.passes, args.mask_seed, args.shift_subset,
-                                               args.angles, args.batch_size),
+                                               args.angles, args.batch_size, _version(args)),
                      "weights_sha256": record["weights_sha256"], "record_sha256": record["record_sha256"]}
         if not _existing(Path(d) / OUTPUT_FILE, wanted[d], args.overwrite, "run"):
             todo.append(d)
@@ -133,7 +145,7 @@ def _plan(args: argparse.Namespace) -> tuple[list[str], dict, bool]:
         if len({_ensemble_key(c) for c in configs}) != 1:
             raise ValueError("--ensemble runs must share dataset, test subset, t_enc and T")
         wanted["ensemble"] = {"settings": ensemble_settings(configs[0].dataset, args.shift_subset, args.angles,
-                                                            args.batch_size),
+                                                            args.batch_size, _version(args)),
                               "member_sha256": sorted(w["weights_sha256"] for w in wanted.values())}
         ensemble_todo = not _existing(out, wanted["ensemble"], args.overwrite, "ensemble")
     return todo, wanted, ensemble_todo
@@ -188,7 +200,7 @@ def _compute(args: argparse.Namespace, todo: list[str], ensemble_todo: bool) -> 
                 print(f"{d}: {OUTPUT_FILE} is up to date, nothing to do")
                 continue
             result = evaluate_run(d, args.passes, args.mask_seed, args.shift_subset, args.angles, args.device,
-                                  args.batch_size)
+                                  args.batch_size, version=_version(args))
             write_json_atomic(Path(d) / OUTPUT_FILE, sealed_evaluation(result))
             m = result["methods"]
             line = ", ".join(f"{k} {v['results']['test'].get('accuracy', float('nan')):.4f}/"
@@ -200,7 +212,7 @@ def _compute(args: argparse.Namespace, todo: list[str], ensemble_todo: bool) -> 
             else:
                 out = Path(args.ensemble)
                 result = evaluate_ensemble(args.run_dirs, args.shift_subset, args.angles, args.device,
-                                           args.batch_size, relative_to=out.parent)
+                                           args.batch_size, relative_to=out.parent, version=_version(args))
                 write_json_atomic(out, sealed_evaluation(result))
                 test = result["methods"]["ensemble"]["results"]["test"]
                 print(f"{out}: ensemble of {len(args.run_dirs)}, test accuracy {test['accuracy']:.4f}, "

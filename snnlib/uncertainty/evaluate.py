@@ -23,6 +23,7 @@ Methods (:func:`evaluate_run`, :func:`evaluate_ensemble`):
   running maximum is the primary reading.
 * ``ensemble``: the softmax of several runs averaged (e.g. the 5 base seeds), Lakshminarayanan
   et al. 2017.
+* version 3 (``version=3``): also the near-OOD set, MC dropout and the ensemble temperature-scaled (``scaled.py``).
 
 Metrics (pure functions of probabilities ``(N, C)`` and labels ``(N,)``, numpy or torch):
 :func:`accuracy`, :func:`nll`, :func:`brier_score`, :func:`expected_calibration_error`,
@@ -125,24 +126,13 @@ from snnlib.uncertainty.metrics import (
 )
 from snnlib.uncertainty.predict import DEFAULT_PASSES, TIME_READOUTS, Passes, deterministic_logits, sample_passes
 
-UNCERTAINTY_VERSION = 2  # 2: the curve at CURVE_POINTS, numbers rounded to SIGNIFICANT_DIGITS
+UNCERTAINTY_VERSION = 2  # 2: the curve at CURVE_POINTS, numbers rounded to SIGNIFICANT_DIGITS (the default)
+VERSIONS = (2, 3)  # 3: version 2 plus the near-OOD set and temperature-scaled MC dropout and ensembles (scaled.py)
 OUTPUT_FILE = "uncertainty.json"
 ENSEMBLE_PATTERN = "ensemble*.json"  # the names of ensemble files that the analysis reads
 DIGEST_KEY = "evaluation_sha256"
 DEFAULT_SHIFT_SUBSET = 2000
 DEFAULT_ANGLES = (30, 60, 90, 120, 150, 180)
-
-
-# ---------------------------------------------------------------- metrics (pure functions)
-
-
-# ---------------------------------------------------------------- temperature scaling
-
-
-# ---------------------------------------------------------------- passes of a network
-
-
-# ---------------------------------------------------------------- scoring a predictive distribution
 
 
 # ---------------------------------------------------------------- evaluation sets
@@ -160,11 +150,12 @@ class EvalSet:
 
 
 def evaluation_sets(config: RunConfig, shift_subset: int | None = DEFAULT_SHIFT_SUBSET, angles=DEFAULT_ANGLES,
-                    device: torch.device | str = "cpu") -> Iterator[tuple[S.ShiftSpec, D.EncodedDataset]]:
+                    device: torch.device | str = "cpu", near_ood: bool = False
+                    ) -> Iterator[tuple[S.ShiftSpec, D.EncodedDataset]]:
     """The test set of a run (its ``test_subset``, as in its record) and the shift and OOD sets of
-    its dataset (the first ``shift_subset`` test images each; :mod:`snnlib.uncertainty.shift`), encoded with
-    the run's ``t_enc``, one after the other (only one set is held in memory at a time)."""
-    for spec in S.shift_specs(config.dataset, angles):
+    its dataset (the first ``shift_subset`` test images each, :mod:`snnlib.uncertainty.shift`; ``near_ood``:
+    and the near-OOD set), encoded with the run's ``t_enc``, one after the other (one set in memory at a time)."""
+    for spec in S.shift_specs(config.dataset, angles, near_ood=near_ood):
         subset = config.test_subset if spec.kind == "test" else shift_subset
         yield spec, S.shifted_dataset(spec, config.t_enc, subset, device)
 
@@ -183,19 +174,33 @@ def has_dropout(config: RunConfig) -> bool:
 
 # ---------------------------------------------------------------- one run, an ensemble
 
+def check_version(version: int) -> None:
+    if version not in VERSIONS:  # a one-line error
+        raise ValueError(f"unknown evaluation version {version}; allowed: {', '.join(map(str, VERSIONS))}")
+
+
 def settings_dict(dataset: str, passes: int, mask_seed: int, shift_subset: int | None, angles,
-                  batch_size: int) -> dict:
+                  batch_size: int, version: int = UNCERTAINTY_VERSION) -> dict:
     """What an ``uncertainty.json`` was computed with; equal settings and weights: same numbers.
     The rotation angles count for MNIST only (CIFAR-10's shifts are noise and blur)."""
-    return {**ensemble_settings(dataset, shift_subset, angles, batch_size), "passes": int(passes),
-            "mask_seed": int(mask_seed)}
+    settings = {**ensemble_settings(dataset, shift_subset, angles, batch_size, version), "passes": int(passes),
+                "mask_seed": int(mask_seed)}
+    if version >= 3:
+        from snnlib.uncertainty.scaled import scaled_pass_counts
+        settings["scaled_passes"] = scaled_pass_counts(passes)
+    return settings
 
 
-def ensemble_settings(dataset: str, shift_subset: int | None, angles, batch_size: int) -> dict:
+def ensemble_settings(dataset: str, shift_subset: int | None, angles, batch_size: int,
+                      version: int = UNCERTAINTY_VERSION) -> dict:
     """The settings of an ensemble's file (no dropout passes, no masks)."""
-    return {"uncertainty_version": UNCERTAINTY_VERSION, "shift_subset": shift_subset,
-            "rotation_angles": [int(a) for a in angles] if dataset == "mnist" else [],
-            "batch_size": int(batch_size), "n_bins": N_BINS, "coverages": list(COVERAGES)}
+    check_version(version)
+    settings = {"uncertainty_version": int(version), "shift_subset": shift_subset,
+                "rotation_angles": [int(a) for a in angles] if dataset == "mnist" else [],
+                "batch_size": int(batch_size), "n_bins": N_BINS, "coverages": list(COVERAGES)}
+    if version >= 3:
+        settings.update(near_ood_grid=S.PATCH_GRID, near_ood_seed=S.PATCH_SEED)
+    return settings
 
 
 def _provenance(device: torch.device) -> dict:
@@ -229,7 +234,7 @@ def _score_method(sets: list[EvalSet], probs: dict[str, np.ndarray], mi: dict[st
 def evaluate_run(run_dir: str | Path, passes: int = DEFAULT_PASSES, mask_seed: int = 0,
                  shift_subset: int | None = DEFAULT_SHIFT_SUBSET, angles=DEFAULT_ANGLES,
                  device: str | None = "cpu", batch_size: int = EVAL_BATCH,
-                 log: Callable[[str], None] | None = None) -> dict:
+                 log: Callable[[str], None] | None = None, version: int = UNCERTAINTY_VERSION) -> dict:
     """Every method that applies to one finished run, on its test set and every shift/OOD set.
 
     Always ``deterministic``; ``temperature`` when the run has a validation split (fitted on it
@@ -239,9 +244,11 @@ def evaluate_run(run_dir: str | Path, passes: int = DEFAULT_PASSES, mask_seed: i
     and weights digest, per method its cost and per set every metric of :func:`summarize` plus
     ``auroc_vs_test`` (shift/OOD set against the test set, by 1 - max probability, entropy and,
     for sampling methods, mutual information), the sets' descriptions, the git commit, the
-    device and the wall time.
+    device and the wall time. ``version`` 3 adds the near-OOD set and the temperature-scaled MC dropout
+    methods (:func:`snnlib.uncertainty.scaled.mc_dropout_methods`).
     """
     began = time.perf_counter()
+    check_version(version)
     say = log or (lambda _msg: None)
     dev = resolve_device(device)
     config, model, record = load_trained(run_dir, dev)
@@ -251,7 +258,7 @@ def evaluate_run(run_dir: str | Path, passes: int = DEFAULT_PASSES, mask_seed: i
     sets: list[EvalSet] = []
     det_logits, det_events, det_time = {}, {}, 0.0
     mc: dict[str, Passes] = {}
-    for spec, data in evaluation_sets(config, shift_subset, angles, dev):
+    for spec, data in evaluation_sets(config, shift_subset, angles, dev, near_ood=version >= 3):
         sets.append(EvalSet(spec, _np(data.labels)))
         t0 = time.perf_counter()
         det_logits[spec.name], det_events[spec.name] = deterministic_logits(model, data, batch_size)
@@ -304,11 +311,15 @@ def evaluate_run(run_dir: str | Path, passes: int = DEFAULT_PASSES, mask_seed: i
                               {k: v.time_mutual_information[readout] for k, v in mc.items()}, n_bins),
                 float(mc["test"].events[0].mean()), 1, mc_wall / passes,
                 readout=readout, mask_seed=mask_seed, pass_index=0)
+    if version >= 3:
+        from snnlib.uncertainty.scaled import mc_dropout_methods
+        scaled, why = mc_dropout_methods(model, val, sets, mc, passes, mask_seed, batch_size)
+        methods, not_evaluated = {**methods, **scaled}, {**not_evaluated, **why}
 
     last = record["epochs"][-1]
     return {
         "kind": "run",
-        "settings": settings_dict(config.dataset, passes, mask_seed, shift_subset, angles, batch_size),
+        "settings": settings_dict(config.dataset, passes, mask_seed, shift_subset, angles, batch_size, version),
         "config": config.to_dict(),
         "weights_sha256": record["weights_sha256"],
         "record_sha256": record["record_sha256"],
@@ -329,15 +340,17 @@ def _ensemble_key(config: RunConfig) -> tuple:
 
 def evaluate_ensemble(run_dirs: list[str | Path], shift_subset: int | None = DEFAULT_SHIFT_SUBSET,
                       angles=DEFAULT_ANGLES, device: str | None = "cpu", batch_size: int = EVAL_BATCH,
-                      relative_to: str | Path | None = None) -> dict:
+                      relative_to: str | Path | None = None, version: int = UNCERTAINTY_VERSION) -> dict:
     """The deep ensemble of finished runs (e.g. the 5 base seeds): the mean of the members'
     deterministic softmax, scored like one method of :func:`evaluate_run` on the same sets, with
     the mutual information between the prediction and the member, and the cost of all members
     (forward passes = members, synaptic events summed). The members must share the dataset,
     the test subset, the input coding and T. ``relative_to``: the members are named by their
-    path relative to this folder (the ensemble file's), never by an absolute path.
+    path relative to this folder (the ensemble file's), never by an absolute path. ``version`` 3 adds
+    the near-OOD set and the temperature-scaled ensemble (:func:`snnlib.uncertainty.scaled.ensemble_method`).
     """
     began = time.perf_counter()
+    check_version(version)
     if len(run_dirs) < 2:
         raise ValueError("an ensemble needs at least 2 runs")
     dev = resolve_device(device)
@@ -349,33 +362,38 @@ def evaluate_ensemble(run_dirs: list[str | Path], shift_subset: int | None = DEF
     sets: list[EvalSet] = []
     per_member: dict[str, list[np.ndarray]] = {}
     events = 0.0
-    for spec, data in evaluation_sets(config, shift_subset, angles, dev):
+    for spec, data in evaluation_sets(config, shift_subset, angles, dev, near_ood=version >= 3):
         sets.append(EvalSet(spec, _np(data.labels)))
         per_member[spec.name] = []
         for _, model, _ in members:
             logits, ev = deterministic_logits(model, data, batch_size)
-            per_member[spec.name].append(softmax(logits))
+            per_member[spec.name].append(_np(logits))
             if spec.kind == "test":
                 events += float(ev.mean())
-    stacked = {k: np.stack(v) for k, v in per_member.items()}
+    member_logits = {k: np.stack(v) for k, v in per_member.items()}  # (members, N, C)
+    stacked = {k: softmax(v) for k, v in member_logits.items()}
     probs = {k: v.mean(0) for k, v in stacked.items()}
     mi = {k: mutual_information(v) for k, v in stacked.items()}
     base = Path(relative_to) if relative_to is not None else Path.cwd()
     names = [os.path.relpath(Path(d).resolve(), base.resolve()) for d in run_dirs]
     wall = time.perf_counter() - began
+    methods = {"ensemble": _method_entry(_score_method(sets, probs, mi, N_BINS), events, len(members), wall,
+                                         members=len(members))}
+    if version >= 3:
+        from snnlib.uncertainty.scaled import ensemble_method
+        methods.update(ensemble_method(members, sets, member_logits, events, wall, dev, batch_size))
     return {
         "kind": "ensemble",
-        "settings": ensemble_settings(config.dataset, shift_subset, angles, batch_size),
+        "settings": ensemble_settings(config.dataset, shift_subset, angles, batch_size, version),
         "member_sha256": sorted(rec["weights_sha256"] for _, _, rec in members),
         "members": [{"path": n, "seed": cfg.seed, "variant": cfg.variant, "p": cfg.p,
                      "weights_sha256": rec["weights_sha256"], "record_sha256": rec["record_sha256"]}
                     for n, (cfg, _, rec) in zip(names, members, strict=True)],
         "config": config.to_dict(),
         "sets": {es.name: {**es.spec.describe(), "samples": len(es.labels)} for es in sets},
-        "methods": {"ensemble": _method_entry(_score_method(sets, probs, mi, N_BINS), events,
-                                              len(members), wall, members=len(members))},
+        "methods": methods,
         **_provenance(dev),
-        "wall_time_s": wall,
+        "wall_time_s": time.perf_counter() - began,
     }
 
 
@@ -476,8 +494,5 @@ def evaluation_problem(evaluation: object, path: Path, record_at: Callable[[Path
     if not made_from:
         return f"it was made from another run record than the one it names now (a stale or copied file); {_AGAIN}"
     return None
-
-
-# ---------------------------------------------------------------- command line
 
 

@@ -14,7 +14,13 @@ MNIST and CIFAR-10 give:
 * out of distribution: for MNIST networks, CIFAR-10 test images in grey (ITU-R 601 luma,
   ``0.299 R + 0.587 G + 0.114 B``, as Pillow's ``convert("L")``) shrunk to 28 x 28
   (bilinear with antialiasing); for CIFAR-10 networks, MNIST test digits padded with 2
-  black pixels on each side to 32 x 32 and repeated in the three colour channels.
+  black pixels on each side to 32 x 32 and repeated in the three colour channels;
+* near out of distribution (evaluation version 3 only, the second round's block 5): the test images cut
+  into :data:`PATCH_GRID` x :data:`PATCH_GRID` patches (7 x 7 pixels on MNIST, 8 x 8 on CIFAR-10, the
+  colour channels of a pixel kept together) and the patches shuffled per image
+  (:func:`patch_shuffle`): every image keeps its multiset of pixel values, so the first-spike coding gives
+  it the same number of input spikes at the same times, and a detector that counts input spikes cannot
+  tell the set from the test set (its AUROC is 0.5 by construction), while the digit or object is gone.
 
 Every transform works on the uint8 images (``(M, 28, 28)`` or ``(M, 32, 32, 3)``, HWC, as
 :func:`snnlib.experiment.data.load` gives them), computes in float32 on intensities in [0, 1] and rounds
@@ -45,6 +51,9 @@ NOISE_STD = (0.04, 0.06, 0.08, 0.09, 0.10)  # CIFAR-10-C gaussian_noise, severit
 BLUR_SIGMA = (0.4, 0.6, 0.7, 0.8, 1.0)  # CIFAR-10-C gaussian_blur, severities 1-5
 BLUR_TRUNCATE = 4.0  # kernel radius in sigmas (scipy / skimage default)
 NOISE_SEED = 20190  # base seed of the Gaussian noise (plus the severity)
+PATCH_GRID = 4  # the near-OOD set: the images cut into 4 x 4 patches (7 x 7 pixels on MNIST, 8 x 8 on CIFAR-10)
+PATCH_SEED = 20261206  # the seed of the patch permutations (the addendum's date)
+NEAR_OOD = "near_ood"  # the kind and the name of the near out-of-distribution set
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's convert("L")
 OOD_SOURCE = {"mnist": "cifar10", "cifar10": "mnist"}  # the out-of-distribution set of each dataset
 _CHUNK = 2000  # images per transform chunk (bounds the float32 working memory)
@@ -54,11 +63,13 @@ _CHUNK = 2000  # images per transform chunk (bounds the float32 working memory)
 class ShiftSpec:
     """One evaluation set of a dataset.
 
-    ``kind``: ``test`` (the test set), ``shift`` (the test set transformed; labels kept) or
-    ``ood`` (images of the other dataset; their labels mean nothing to the network).
-    ``family``: ``rotation``, ``gaussian_noise``, ``gaussian_blur`` or ``None``; ``level``: the
-    angle in degrees or the severity 1-5; ``parameter``: the angle, the noise standard
-    deviation or the blur sigma.
+    ``kind``: ``test`` (the test set), ``shift`` (the test set transformed; labels kept),
+    ``ood`` (images of the other dataset; their labels mean nothing to the network) or ``near_ood``
+    (the test images with their patches shuffled, :func:`patch_shuffle`: no longer a digit or an
+    object, so the labels mean nothing either). ``family``: ``rotation``, ``gaussian_noise``,
+    ``gaussian_blur``, ``patch_shuffle`` or ``None``; ``level``: the angle in degrees or the severity
+    1-5 (the patch grid's side for ``patch_shuffle``); ``parameter``: the angle, the noise standard
+    deviation, the blur sigma or a patch's side in pixels.
     """
 
     name: str
@@ -71,7 +82,7 @@ class ShiftSpec:
     @property
     def labelled(self) -> bool:
         """Whether accuracy, NLL and calibration mean anything on this set."""
-        return self.kind != "ood"
+        return self.kind not in ("ood", NEAR_OOD)
 
     def describe(self) -> dict:
         return {"kind": self.kind, "family": self.family, "level": self.level, "parameter": self.parameter,
@@ -79,11 +90,13 @@ class ShiftSpec:
 
 
 def shift_specs(dataset: str, angles: tuple[int, ...] | list[int] = ROTATION_ANGLES,
-                include_test: bool = True) -> list[ShiftSpec]:
+                include_test: bool = True, near_ood: bool = False) -> list[ShiftSpec]:
     """The evaluation sets of ``dataset``: the test set, its shifts, and the OOD set, in order.
 
     MNIST: ``test``, ``rotate15`` ... ``rotate180`` (``angles``), ``ood_cifar10``.
     CIFAR-10: ``test``, ``noise1`` ... ``noise5``, ``blur1`` ... ``blur5``, ``ood_mnist``.
+    With ``near_ood`` (evaluation version 3), then ``near_ood``: the test images with their patches
+    shuffled (:func:`patch_shuffle`).
     """
     if dataset not in D.DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; allowed: {', '.join(D.DATASETS)}")
@@ -98,6 +111,9 @@ def shift_specs(dataset: str, angles: tuple[int, ...] | list[int] = ROTATION_ANG
         specs += [ShiftSpec(f"noise{s}", dataset, "shift", "gaussian_noise", s, NOISE_STD[s - 1]) for s in range(1, 6)]
         specs += [ShiftSpec(f"blur{s}", dataset, "shift", "gaussian_blur", s, BLUR_SIGMA[s - 1]) for s in range(1, 6)]
     specs.append(ShiftSpec(f"ood_{OOD_SOURCE[dataset]}", dataset, "ood"))
+    if near_ood:
+        side = D.SHAPES[dataset][0] // PATCH_GRID
+        specs.append(ShiftSpec(NEAR_OOD, dataset, NEAR_OOD, "patch_shuffle", PATCH_GRID, float(side)))
     return specs
 
 
@@ -236,11 +252,45 @@ def mnist_as_cifar(images: np.ndarray) -> np.ndarray:
     return np.repeat(padded[..., None], 3, axis=3)
 
 
+def patch_permutations(count: int, grid: int = PATCH_GRID, seed: int = PATCH_SEED) -> np.ndarray:
+    """The permutation of the ``grid * grid`` patches of each of ``count`` images, ``(count, grid * grid)``:
+    row ``i`` is the argsort of the ``i``-th block of ``grid * grid`` uniform draws of one PCG64 stream
+    seeded with ``seed``, so the first ``k`` rows are the same whatever ``count`` is."""
+    draws = np.random.default_rng(seed).random((count, grid * grid))
+    return np.argsort(draws, axis=1, kind="stable")
+
+
+def patch_shuffle(images: np.ndarray, grid: int = PATCH_GRID, seed: int = PATCH_SEED) -> np.ndarray:
+    """Each image cut into ``grid`` x ``grid`` equal patches (rows of patches, then columns; the colour
+    channels of a pixel stay together) and its patches put back in the order of its row of
+    :func:`patch_permutations` (output patch ``j`` is input patch ``perm[j]``), as uint8.
+
+    A pure function of the images and the seed: image ``i`` gets permutation ``i``, so a subset's images do
+    not depend on its size. No pixel value is changed, added or lost: every image keeps the multiset of its
+    pixel values (per channel), and so, under the first-spike coding, its number of input spikes and their
+    times; only where they are changes. The image side must be a multiple of ``grid``.
+    """
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise ValueError(f"expected uint8 images (M, H, W) or (M, H, W, C), got {images.dtype} {images.shape}")
+    m, h, w = images.shape[:3]
+    if grid < 1 or h % grid or w % grid:
+        raise ValueError(f"the images' sides ({h} x {w}) must be multiples of the patch grid {grid}")
+    ph, pw = h // grid, w // grid
+    rest = images.shape[3:]
+    # (M, grid, ph, grid, pw, ...) -> (M, grid * grid, ph, pw, ...): patch index = row of patches * grid + column
+    patches = images.reshape(m, grid, ph, grid, pw, *rest).swapaxes(2, 3).reshape(m, grid * grid, ph, pw, *rest)
+    perm = patch_permutations(m, grid, seed)
+    shuffled = np.take_along_axis(patches, perm.reshape(m, grid * grid, *([1] * (2 + len(rest)))), axis=1)
+    out = shuffled.reshape(m, grid, grid, ph, pw, *rest).swapaxes(2, 3).reshape(images.shape)
+    return np.ascontiguousarray(out)
+
+
 # ---------------------------------------------------------------- the sets
 
 def shift_images(spec: ShiftSpec, subset: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The uint8 images and labels of one evaluation set: the first ``subset`` test images
-    (all when None) of the set's source, transformed."""
+    (all when None) of the set's source, transformed (the near-OOD set keeps the test labels, which
+    mean nothing there)."""
     if spec.kind == "ood":
         images, labels = D.subset(*D.load(OOD_SOURCE[spec.dataset], "test"), subset)
         convert = cifar_as_mnist if spec.dataset == "mnist" else mnist_as_cifar
@@ -254,6 +304,8 @@ def shift_images(spec: ShiftSpec, subset: int | None = None) -> tuple[np.ndarray
         return gaussian_noise(images, spec.parameter, NOISE_SEED + spec.level), labels
     if spec.family == "gaussian_blur":
         return gaussian_blur(images, spec.parameter), labels
+    if spec.family == "patch_shuffle":
+        return patch_shuffle(images, spec.level), labels
     raise ValueError(f"unknown shift family {spec.family!r}")
 
 
