@@ -510,3 +510,29 @@ def test_tables_fit_their_column_and_show_something(browser, page):
     _wait(lambda: browser.execute_script("return document.readyState") == "complete", timeout=15)
     problems = table_problems(browser.execute_script(_TABLES))
     assert not problems, f"{page} at {WINDOW_WIDTH} px:\n" + "\n".join(problems)
+
+
+# A page a reader can take in: at most this tall at WINDOW_WIDTH (the API and the bibliography are references
+# and may be longer), with no table of more rows shown open (a longer one sits in a collapsed section).
+MAX_PAGE_HEIGHT = 15_000
+MAX_VISIBLE_ROWS = 40
+LONG_PAGES = ("api", "bibliography")
+
+
+@needs_book
+@needs_selenium
+@pytest.mark.parametrize("page", toc_entries())
+def test_pages_stay_readable(browser, page):
+    """Every page at a laptop's window width is at most MAX_PAGE_HEIGHT px tall (but the reference pages of
+    LONG_PAGES) and shows no table of more than MAX_VISIBLE_ROWS body rows unless the reader opens it."""
+    path = built_page(page)
+    if not path.exists():
+        pytest.skip(f"{page} is not built")
+    browser.get(path.as_uri())
+    _wait(lambda: browser.execute_script("return document.readyState") == "complete", timeout=15)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    rows = browser.execute_script("return Array.from(document.querySelectorAll('article table'))"
+                                  ".filter(t => t.checkVisibility()).map(t => t.querySelectorAll('tbody tr').length)")
+    if page not in LONG_PAGES:
+        assert height <= MAX_PAGE_HEIGHT, f"{page} is {height} px tall at {WINDOW_WIDTH} px (limit {MAX_PAGE_HEIGHT})"
+    assert all(n <= MAX_VISIBLE_ROWS for n in rows), f"{page} shows a table of {max(rows)} rows open"
