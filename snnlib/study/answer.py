@@ -214,8 +214,8 @@ def base_sentence(frame: pd.DataFrame) -> str:
     if not parts:
         return "No base network has finished its runs yet."
     runs = _join([str(n) for n in sorted(set(frame["n_base"]))])
-    return (f"Without dropout the spiking network reaches a test accuracy of {_join(parts)} (mean of {runs} runs); "
-            "the dropout below drops with p = 0.5 and a new mask every time step.")
+    return (f"Without dropout the network reaches a test accuracy of {_join(parts)} (mean of {runs} runs); dropout "
+            "here has p = 0.5 and a new mask every time step.")
 
 
 def zeroing_sentence(frame: pd.DataFrame, dataset: str, first: bool = True) -> str:
