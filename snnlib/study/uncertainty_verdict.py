@@ -259,14 +259,16 @@ def verdict_matrix_markdown(matrix: pd.DataFrame, dataset: str, role: str = "pri
 
 
 
-def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str) -> str:
+def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str, names: dict[str, str] | None = None) -> str:
     """One sentence: the verdict of each dropout kind's MC dropout against ``baseline`` on ``dataset``,
     grouped by verdict (``better: dropout; mixed: alpha dropout (50 passes)``: the passes are named only where a
-    kind's verdict differs between the primary rows' 5 and 50 passes)."""
+    kind's verdict differs between the primary rows' 5 and 50 passes). ``names``: the baselines' names
+    (default :data:`BASELINE_NAMES`)."""
+    name = (names or BASELINE_NAMES)[baseline]
     chosen = matrix[(matrix["dataset"] == dataset) & (matrix["baseline"] == baseline)
                     & (matrix["role"] == "primary")] if len(matrix) else matrix
     if not len(chosen) or (chosen["verdict"] == "not enough data").any():
-        return f"against {BASELINE_NAMES[baseline]}: not enough data yet"
+        return f"against {name}: not enough data yet"
     parts = []
     every_passes = sorted(str(passes) for _, passes in P.UNCERTAINTY_PRIMARY_ROWS)
     for verdict in ROW_VERDICTS:
@@ -277,7 +279,7 @@ def uncertainty_answer(matrix: pd.DataFrame, dataset: str, baseline: str) -> str
         if kinds:
             parts.append(f"{verdict}: " + ", ".join(k if sorted(v) == every_passes else f"{k} ({', '.join(v)} passes)"
                                                     for k, v in kinds.items()))
-    return f"against {BASELINE_NAMES[baseline]}: " + "; ".join(parts)
+    return f"against {name}: " + "; ".join(parts)
 
 
 VALUES_ROWS = [("none", "deterministic", 1), ("none", "temperature", 1), ("none", "ensemble", None)] + [
