@@ -100,8 +100,9 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
     # of base seeds 0-4) are not made
     assert "| paper | 6 | 6 | 0.0 | 7 | - |" in text and "| all | 6 | 6 | 0.0 | 7 | - |" in text
     assert "| MNIST | dropout | 0.5 | per step | current | 20 | 3 | 97.50 ± 0.10 |" in text
-    assert text.startswith("**Where the study stands:** 6 of the 6 runs of the design have finished; 7 uncertainty "
-                           "evaluations left, one at a time")
+    assert text.startswith("**The answer.**\n\n- Without dropout")  # snnlib.study.answer, then the findings
+    assert ("\n\n**Where the study stands:** 6 of the 6 runs of the design have finished; 7 uncertainty "
+            "evaluations left, one at a time") in text
     assert "- on the synaptic current (the paper's site): **not enough data** (MNIST: not enough data" in text
     assert "| C1 | the paper's metrics | current | 8 | not enough data |" in text
     assert "<details><summary>Every primary test (rules: `snnlib.study.preregistration`)</summary>" in text
@@ -157,5 +158,6 @@ def test_write_figures_draws_the_forest_plot(tmp_path):
     for seed in range(3):
         write(results, make_record(variant="none", seed=seed, path=f"paper/mnist/none_p0_step_current/seed{seed}"))
     written = report.write_figures(results, tmp_path / "figures")
-    assert [p.name for p in written] == [report.FOREST_PNG]  # no uncertainty evaluation: no heatmap
+    # the answer's figure beside it; no uncertainty evaluation: no heatmap
+    assert [p.name for p in written] == [report.FOREST_PNG, "answer.png"]
     assert written[0].read_bytes().startswith(b"\x89PNG")

@@ -213,7 +213,7 @@ def base_sentence(frame: pd.DataFrame) -> str:
             parts.append(f"{rows.iloc[0]['base_accuracy']:.2f}% on {R.DATASET_NAMES[dataset]}")
     if not parts:
         return "No base network has finished its runs yet."
-    runs = _join([str(n) for n in sorted(set(frame["n_base"]))])
+    runs = _join([str(n) for n in sorted(set(frame[frame["base_accuracy"].map(math.isfinite)]["n_base"]))])
     return (f"Without dropout the network reaches a test accuracy of {_join(parts)} (mean of {runs} runs); dropout "
             "here has p = 0.5 and a new mask every time step.")
 
