@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", nargs="+", type=int, default=[1, 4, 16, 64], help="stack sizes of --stack (default 1 4 16 64)")
     p.add_argument("--width", type=int, default=None,
                    help="--stack: networks per gather of eq 3 (default: 1 on a CPU, all on a GPU)")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="--stack: networks computed together (default: the stacked trainer's, all on a GPU, "
+                        "cache-sized chunks on a CPU)")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal: one fresh-process probe
 
 
@@ -66,8 +69,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if sum(bool(x) for x in (args.scaling, args.limits, args.stack)) > 1:
         raise ValueError("--scaling, --limits and --stack exclude each other")
-    if args.stack and (not args.sizes or min(args.sizes) < 1 or (args.width is not None and args.width < 1)):
-        raise ValueError("--sizes and --width must be positive integers")
+    if args.stack and (not args.sizes or min(args.sizes) < 1 or min(args.width or 1, args.chunk or 1) < 1):
+        raise ValueError("--sizes, --width and --chunk must be positive integers")
     device = resolve_device(args.device)
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
           f"batch {args.batch_size}, snnlib variant {args.variant} p={args.p}")

@@ -3,9 +3,10 @@
 In ONE process, on the same real data, for each stack size S (``--sizes``, default 1, 4, 16 and 64) and
 dataset: arm A trains S networks one after another, each with its own forward pass (what S single runs
 do, event lists included), arm B trains the same S networks as one stack
-(:func:`snnlib.model.stack.stacked_forward`, :func:`snnlib.experiment.stack.train_epoch_stacked`'s
-step). Both arms start from the same weights and mask streams and see the same batches, so they train
-the same networks: after timing, the weights of A and B are compared (``identical``). The networks are
+(:func:`snnlib.experiment.stack.train_step_stacked`, the stacked trainer's step, in its default chunks:
+:func:`snnlib.experiment.stack.default_chunk`, or ``--chunk``). Both arms start from the same weights and
+mask streams and see the same batches, so they train the same networks: after timing, the weights of A
+and B are compared (``identical``). The networks are
 a study group: the paper's six kinds on the synaptic current, per-step masks, p = 0.5 (none, dropout,
 dropout2d, feature, feature alpha, alpha, repeated), each with its own Adam.
 
@@ -34,10 +35,10 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from snnlib.experiment import data as D
-from snnlib.experiment.stack import stacked_losses
+from snnlib.experiment.config import RunConfig
+from snnlib.experiment.stack import default_chunk, default_width, eval_batch_stacked, train_step_stacked
 from snnlib.experiment.training import EVAL_BATCH
 from snnlib.model.network import NetworkConfig, SRMNetwork
-from snnlib.model.stack import stacked_forward
 
 GROUP_KINDS = ("none", "dropout", "dropout2d", "feature", "feature_alpha", "alpha")
 # per epoch of the study's runs (val_size 5000): training samples, and samples evaluated (10,000 of the
@@ -74,17 +75,12 @@ def single_step(networks: list[SRMNetwork], optimizers: list[torch.optim.Optimiz
 
 
 def stacked_step(networks: list[SRMNetwork], optimizers: list[torch.optim.Optimizer], times: torch.Tensor,
-                 order: torch.Tensor, labels: torch.Tensor, width: int = 1, batched: bool | None = None) -> None:
-    """One training step of the networks as one stack (arm B), as the stacked trainer takes it."""
+                 order: torch.Tensor, labels: torch.Tensor, width: int = 1, chunk: int | None = None,
+                 exact: bool | None = None) -> None:
+    """One training step of the networks as one stack (arm B): the stacked trainer's step."""
     for net in networks:
         net.train()
-    exact = None if batched is None else not batched
-    losses = stacked_losses(stacked_forward(networks, times, order, width, exact).logits, labels, batched=batched)
-    for optimizer in optimizers:
-        optimizer.zero_grad(set_to_none=True)
-    losses.sum().backward()
-    for optimizer in optimizers:
-        optimizer.step()
+    train_step_stacked(networks, optimizers, times, order, labels, width, chunk, exact)
 
 
 @torch.no_grad()
@@ -95,14 +91,12 @@ def single_eval(networks: list[SRMNetwork], times: torch.Tensor, order: torch.Te
         F.cross_entropy(net(times, order).logits, labels, reduction="sum")
 
 
-@torch.no_grad()
 def stacked_eval(networks: list[SRMNetwork], times: torch.Tensor, order: torch.Tensor, labels: torch.Tensor,
-                 width: int = 1, batched: bool | None = None) -> None:
-    """An evaluation batch of the networks as one stack."""
+                 width: int = 1, chunk: int | None = None, exact: bool | None = None) -> None:
+    """An evaluation batch of the networks as one stack: the stacked trainer's."""
     for net in networks:
         net.eval()
-    exact = None if batched is None else not batched
-    stacked_losses(stacked_forward(networks, times, order, width, exact).logits, labels, "sum", batched)
+    eval_batch_stacked(networks, times, order, labels, width, chunk, exact)
 
 
 # metadata-only operations: no kernel runs for them
@@ -163,12 +157,15 @@ def bench_stack(dataset: str, device: torch.device, args: argparse.Namespace,
 def _measure(dataset: str, runs: int, device: torch.device, args: argparse.Namespace, batches: list,
              evaluation: tuple) -> dict:
     """Arms A and B for one stack size, alternating (see :func:`bench_stack`)."""
-    width = args.width or (runs if device.type == "cuda" else 1)
+    width = args.width or default_width(device, runs)
+    config = RunConfig(dataset=dataset)
+    chunks = {"train": args.chunk or default_chunk(device, runs, args.batch_size, config),
+              "eval": args.chunk or default_chunk(device, runs, EVAL_BATCH, config)}
     nets_a, opts_a = group(dataset, runs, device)
     nets_b, opts_b = group(dataset, runs, device)
     arms = {"single": (lambda i: single_step(nets_a, opts_a, *batches[i]), lambda: single_eval(nets_a, *evaluation)),
-            "stacked": (lambda i: stacked_step(nets_b, opts_b, *batches[i], width),
-                        lambda: stacked_eval(nets_b, *evaluation, width))}
+            "stacked": (lambda i: stacked_step(nets_b, opts_b, *batches[i], width, chunks["train"]),
+                        lambda: stacked_eval(nets_b, *evaluation, width, chunks["eval"]))}
     train_ms: dict[str, list[float]] = {"single": [], "stacked": []}
     eval_ms: dict[str, list[float]] = {"single": [], "stacked": []}
     for i in range(args.warmup):
@@ -194,9 +191,10 @@ def _measure(dataset: str, runs: int, device: torch.device, args: argparse.Names
            "single_eval": count_operations(arms["single"][1]),
            "stacked_eval": count_operations(arms["stacked"][1]),
            # what the stack dispatches on a GPU: one gather for all S, batched loss and evaluation readout
-           "stacked_step_gpu_form": count_operations(lambda: stacked_step(nets_b, opts_b, *batches[0], runs, True)),
-           "stacked_eval_gpu_form": count_operations(lambda: stacked_eval(nets_b, *evaluation, runs, True))}
-    return _row(dataset, runs, width, train_ms, eval_ms, ops, identical)
+           "stacked_step_gpu_form": count_operations(lambda: stacked_step(nets_b, opts_b, *batches[0], runs, runs,
+                                                                          False)),
+           "stacked_eval_gpu_form": count_operations(lambda: stacked_eval(nets_b, *evaluation, runs, runs, False))}
+    return {**_row(dataset, runs, width, train_ms, eval_ms, ops, identical), "chunks": chunks}
 
 
 def _row(dataset: str, runs: int, width: int, train_ms: dict, eval_ms: dict, ops: dict, identical: bool) -> dict:

@@ -48,7 +48,7 @@ from snnlib.experiment.system import FolderLocked, folder_lock, resolve_device, 
 from snnlib.experiment.training import EVAL_BATCH, EpochStats, RunData, _batches, load_run_data
 from snnlib.model.network import SRMNetwork
 from snnlib.model.params import ParameterError, check_mapping
-from snnlib.model.stack import STACK_FREE_FIELDS, StackOutput, stacked_forward
+from snnlib.model.stack import STACK_FREE_FIELDS, StackOutput, input_events, stacked_forward
 
 # RunConfig fields that every run of a stack shares (with the network's fields other than its dropout).
 STACK_KEYS = ("dataset", "seed", "train_subset", "test_subset", "val_size", "batch_size", "t_enc")
@@ -79,12 +79,71 @@ def default_width(device: torch.device, runs: int) -> int:
     return runs if device.type == "cuda" else 1
 
 
-# ---------------------------------------------------------------- an epoch of S runs
+# A CPU computes a stack in chunks whose (T, N, chunk, hidden) tensors stay about this size, so that they
+# stay in its caches (a wider stack spills to memory and runs slower: README, Performance).
+CPU_CHUNK_BYTES = 4 * 2**20
+
+
+def default_chunk(device: torch.device, runs: int, samples: int, config: RunConfig) -> int:
+    """Networks computed together, for batches of ``samples``: all on a GPU (it waits on launches, not
+    on memory); on a CPU as many as keep a ``(T, N, chunk, hidden)`` float32 tensor within
+    :data:`CPU_CHUNK_BYTES`, at least one. The event lists of a batch are built once for all chunks."""
+    if device.type == "cuda":
+        return runs
+    net = config.network_config()
+    return max(1, min(runs, CPU_CHUNK_BYTES // (net.T * samples * net.hidden * 4)))
+
+
+# ---------------------------------------------------------------- a batch, an epoch of S runs
+
+
+def _chunks(items: Sequence, chunk: int) -> list:
+    return [items[i:i + chunk] for i in range(0, len(items), chunk)]
+
+
+def train_step_stacked(models: Sequence[SRMNetwork], optimizers: Sequence[torch.optim.Optimizer], times: torch.Tensor,
+                       order: torch.Tensor | None, labels: torch.Tensor, width: int = 1, chunk: int | None = None,
+                       exact: bool | None = None) -> torch.Tensor:
+    """One training step of S networks (in train mode) on one batch, ``chunk`` networks at a time (None:
+    all), the batch's input events built once; returns ``(S, 4)``: each network's loss times the batch
+    size, correct predictions, hidden and input spikes. Each network's step is its single run's
+    (:func:`snnlib.experiment.training.train_epoch`'s), bit for bit with ``exact`` (a CPU's default)."""
+    events = input_events(models[0].config.T, times, order)
+    rows = []
+    for part, opts in zip(_chunks(models, chunk or len(models)), _chunks(optimizers, chunk or len(models)),
+                          strict=True):
+        out = stacked_forward(part, times, order, width, exact, events)
+        losses = stacked_losses(out.logits, labels, batched=None if exact is None else not exact)
+        for optimizer in opts:
+            optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # each loss's gradient (exactly 1 times its own) reaches only its own network
+        for optimizer in opts:
+            optimizer.step()
+        with torch.no_grad():
+            rows.append(_batch_totals(losses.detach().double() * labels.shape[0], out, labels))
+    return torch.cat(rows)
+
+
+@torch.no_grad()
+def eval_batch_stacked(models: Sequence[SRMNetwork], times: torch.Tensor, order: torch.Tensor | None,
+                       labels: torch.Tensor, width: int = 1, chunk: int | None = None,
+                       exact: bool | None = None) -> torch.Tensor:
+    """One evaluation batch of S networks (in eval mode), ``chunk`` at a time: ``(S, 4)``, each
+    network's loss sum, correct predictions, hidden and input spikes, as
+    :func:`snnlib.experiment.training.evaluate` sums them."""
+    events = input_events(models[0].config.T, times, order)
+    rows = []
+    for part in _chunks(models, chunk or len(models)):
+        out = stacked_forward(part, times, order, width, exact, events)
+        losses = stacked_losses(out.logits, labels, "sum", None if exact is None else not exact)
+        rows.append(_batch_totals(losses.double(), out, labels))
+    return torch.cat(rows)
 
 
 def train_epoch_stacked(models: Sequence[SRMNetwork], dataset: D.EncodedDataset,
                         optimizers: Sequence[torch.optim.Optimizer], batch_size: int, perm: torch.Tensor,
-                        width: int = 1, progress: Callable[[int], None] | None = None) -> list[EpochStats]:
+                        width: int = 1, progress: Callable[[int], None] | None = None,
+                        chunk: int | None = None) -> list[EpochStats]:
     """One pass of S networks over ``dataset`` in the order ``perm``, each with its optimizer: per
     network the numbers of :func:`snnlib.experiment.training.train_epoch` with the same order."""
     for model in models:
@@ -93,18 +152,9 @@ def train_epoch_stacked(models: Sequence[SRMNetwork], dataset: D.EncodedDataset,
     totals = torch.zeros(len(models), 4, dtype=torch.float64, device=device)  # loss, correct, hidden, input
     for start in range(0, len(dataset), batch_size):
         times, index_order, labels = dataset.batch(perm[start:start + batch_size])
-        out = stacked_forward(models, times, index_order, width)
-        losses = stacked_losses(out.logits, labels)
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        losses.sum().backward()  # each loss's gradient (exactly 1 times its own) reaches only its own network
-        for optimizer in optimizers:
-            optimizer.step()
-        n = labels.shape[0]
-        with torch.no_grad():
-            totals += _batch_totals(losses.detach().double() * n, out, labels)
+        totals += train_step_stacked(models, optimizers, times, index_order, labels, width, chunk)
         if progress:
-            progress(n)
+            progress(labels.shape[0])
     return [EpochStats(*row) for row in (totals / len(dataset)).tolist()]
 
 
@@ -132,7 +182,7 @@ def _batch_totals(loss_sums: torch.Tensor, out: StackOutput, labels: torch.Tenso
 
 @torch.no_grad()
 def evaluate_stacked(models: Sequence[SRMNetwork], dataset: D.EncodedDataset, batch_size: int = EVAL_BATCH,
-                     width: int = 1) -> list[EpochStats]:
+                     width: int = 1, chunk: int | None = None) -> list[EpochStats]:
     """Loss, accuracy and spike counts of S networks on ``dataset`` in eval mode (dropout off): per
     network the numbers of :func:`snnlib.experiment.training.evaluate`."""
     for model in models:
@@ -140,8 +190,7 @@ def evaluate_stacked(models: Sequence[SRMNetwork], dataset: D.EncodedDataset, ba
     device = dataset.times.device
     totals = torch.zeros(len(models), 4, dtype=torch.float64, device=device)
     for times, order, labels in _batches(dataset, batch_size):
-        out = stacked_forward(models, times, order, width)
-        totals += _batch_totals(stacked_losses(out.logits, labels, "sum").double(), out, labels)
+        totals += eval_batch_stacked(models, times, order, labels, width, chunk)
     return [EpochStats(*row) for row in (totals / max(len(dataset), 1)).tolist()]
 
 
@@ -260,17 +309,20 @@ def _stack_epoch(active: list[RunState], epoch: int, data: RunData, dev: torch.d
     perms = [torch.randperm(len(data.train), generator=s.order) for s in active]
     if any(not torch.equal(perms[0], perm) for perm in perms[1:]):
         raise RunError("the runs of a stack draw different sample orders; they cannot share batches")
-    models = [s.model for s in active]
-    chunk = width or default_width(dev, len(active))
+    models, config = [s.model for s in active], active[0].config
+    gather = width or default_width(dev, len(active))
+    train_chunk = default_chunk(dev, len(active), config.batch_size, config)
+    eval_chunk = default_chunk(dev, len(active), EVAL_BATCH, config)
     start = time.perf_counter()
-    train = train_epoch_stacked(models, data.train, [s.optimizer for s in active], active[0].config.batch_size,
-                                perms[0].to(dev), chunk, bar.update if bar else None)
+    train = train_epoch_stacked(models, data.train, [s.optimizer for s in active], config.batch_size,
+                                perms[0].to(dev), gather, bar.update if bar else None, train_chunk)
     train_time = time.perf_counter() - start
     for s in active:
         s.scheduler.step()
-    train_eval = evaluate_stacked(models, data.train_eval, width=chunk)
-    val = [None] * len(active) if data.val is None else evaluate_stacked(models, data.val, width=chunk)
-    test = evaluate_stacked(models, data.test, width=chunk)
+    train_eval = evaluate_stacked(models, data.train_eval, width=gather, chunk=eval_chunk)
+    val = [None] * len(active) if data.val is None else evaluate_stacked(models, data.val, width=gather,
+                                                                         chunk=eval_chunk)
+    test = evaluate_stacked(models, data.test, width=gather, chunk=eval_chunk)
     share = len(active)  # each run's share of the stack's time
     epoch_time = (time.perf_counter() - start) / share
     diverged = []

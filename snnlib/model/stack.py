@@ -62,14 +62,23 @@ def check_stackable(networks: Sequence[SRMNetwork]) -> None:
             raise ValueError(f"network {i} of the stack is in another mode (train/eval) than the first")
 
 
+def input_events(T: int, x: torch.Tensor, order: torch.Tensor | None = None) -> SF.SpikeEvents:
+    """The event lists of a batch's input spikes (first-spike times ``(N, in)`` as uint8, with their
+    optional row-wise argsort ``order``, or a float raster ``(T, N, in)``), as a single network builds
+    them: built once, they serve every network of a stack (and every chunk of one) without input-site
+    dropout."""
+    return SF.events_from_times(x, T, order) if x.dtype == torch.uint8 else SF.events_from_raster(x)
+
+
 def stacked_hidden_spikes(networks: Sequence[SRMNetwork], x: torch.Tensor, order: torch.Tensor | None = None,
-                          width: int = 1) -> tuple[torch.Tensor, int]:
+                          width: int = 1, events: SF.SpikeEvents | None = None) -> tuple[torch.Tensor, int]:
     """The hidden first-spike rasters of S networks, ``(T, N, S, hidden)``, and the input spike count.
 
-    Eq 3 from one set of event lists for every network without input-site dropout in training
-    (:func:`snnlib.model.functional.stacked_event_current`, ``width`` networks per gather); a network
-    with it computes its own (:meth:`SRMNetwork.hidden_current`, its masks from its own generator).
-    Then each network's current-site dropout on its slice, and eq 1 and the gate for all at once.
+    Eq 3 from one set of event lists (``events``, built here when not given: :func:`input_events`) for
+    every network without input-site dropout in training (:func:`snnlib.model.functional.stacked_event_current`,
+    ``width`` networks per gather); a network with it computes its own (:meth:`SRMNetwork.hidden_current`,
+    its masks from its own generator). Then each network's current-site dropout on its slice, and eq 1
+    and the gate for all at once.
     """
     first = networks[0]
     T, delays = first.config.T, first.hidden.delays_list
@@ -80,7 +89,7 @@ def stacked_hidden_spikes(networks: Sequence[SRMNetwork], x: torch.Tensor, order
         spikes = int((x != 0).sum())
     stacked = None
     if shared:
-        events = SF.events_from_times(x, T, order) if x.dtype == torch.uint8 else SF.events_from_raster(x)
+        events = input_events(T, x, order) if events is None else events
         stacked = SF.stacked_event_current(events, [networks[s].hidden.weight_events for s in shared], delays, width)
     if len(shared) == len(networks):
         current = stacked
@@ -129,7 +138,7 @@ def stacked_output_potential(networks: Sequence[SRMNetwork], hidden_spikes: torc
 
 
 def stacked_forward(networks: Sequence[SRMNetwork], x: torch.Tensor, order: torch.Tensor | None = None,
-                    width: int = 1, exact: bool | None = None) -> StackOutput:
+                    width: int = 1, exact: bool | None = None, events: SF.SpikeEvents | None = None) -> StackOutput:
     """S networks' forward pass on one batch as one computation (see the module's docstring).
 
     ``x``: first-spike times ``(N, in)`` as uint8 or a float raster ``(T, N, in)``, as
@@ -138,12 +147,12 @@ def stacked_forward(networks: Sequence[SRMNetwork], x: torch.Tensor, order: torc
     and spikes ``hidden_spikes[:, :, s]`` are those of ``networks[s](x, order)``, and so are the
     gradients a loss on them gives its weights: bit for bit with ``exact`` (the default on a CPU);
     without it (the default on a GPU, whose sums round differently anyway) the evaluation's readout
-    takes the batched product, to rounding.
+    takes the batched product, to rounding. ``events``: the batch's :func:`input_events`, if already built.
     """
     check_stackable(networks)
     if exact is None:
         exact = x.device.type != "cuda"
-    hidden_spikes, input_spikes = stacked_hidden_spikes(networks, x, order, width)
+    hidden_spikes, input_spikes = stacked_hidden_spikes(networks, x, order, width, events)
     potential = stacked_output_potential(networks, hidden_spikes, exact)
     logits = networks[0].config.readout_scale * potential.amax(0)
     return StackOutput(logits, hidden_spikes, input_spikes)
