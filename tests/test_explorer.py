@@ -158,7 +158,8 @@ def test_commands_rerun_the_cell(synthetic):
     _, data = synthetic
     (main,) = cell(data, MAIN_DROPOUT)["commands"]
     assert main == ("for S in 0 1 2; do python -m snnlib train --dataset mnist --variant dropout --p 0.5 --epochs 20 "
-                    "--val-size 5000 --site current --seed $S --out rerun/paper/mnist/dropout_p0.5_step_current/seed$S; done")
+                    "--val-size 5000 --site current --seed $S "
+                    "--out rerun/paper/mnist/dropout_p0.5_step_current/seed$S; done")
     (sample,) = cell(data, "mnist|dropout|0.1|sample|current|20|0.001")["commands"]
     assert "--p 0.1" in sample and "--time-consistent" in sample and "--lr" not in sample
     (rate,) = cell(data, "mnist|dropout|0.5|step|current|20|0.003")["commands"]
