@@ -48,9 +48,9 @@ test: venv data vendor lint book
 # Every output derived from the committed records, regenerated all or nothing (scripts/regenerate.py): the
 # README's findings and tables, its figures (results/figures) and the analysis chapters, re-executed. Run it
 # after adding records to results/ (make land FROM=folder does it after landing), then `make test`.
-ANALYSIS := index results claims sensitivity neurons uncertainty explore discussion reproduce
+# the chapters it re-executes: CHAPTERS in scripts/regenerate.py (make land uses the same list)
 results: venv data
-	$(PY) scripts/regenerate.py $(ANALYSIS)
+	$(PY) scripts/regenerate.py
 
 # Seals FROM, lands its finished runs of the design (whole or not at all) and regenerates, in one process:
 # stopping it (Ctrl-C, or killing make) stops all of it and leaves every file whole.

@@ -28,7 +28,7 @@ from snnlib.study.report import study_report, with_report, write_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 # the landing page and the analysis chapters, in the order they are executed
-CHAPTERS = ("index", "results", "claims", "sensitivity", "neurons", "uncertainty", "discussion", "reproduce")
+CHAPTERS = ("index", "results", "claims", "sensitivity", "neurons", "uncertainty", "explore", "discussion", "reproduce")
 STAGED = ".regenerating"
 
 
