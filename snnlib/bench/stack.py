@@ -10,11 +10,12 @@ and B are compared (``identical``). The networks are
 a study group: the paper's six kinds on the synaptic current, per-step masks, p = 0.5 (none, dropout,
 dropout2d, feature, feature alpha, alpha, repeated), each with its own Adam.
 
-Timed separately, A and B alternating, ``--repeats`` rounds: ``--steps`` training steps (batch
-``--batch-size``) and one evaluation batch of :data:`snnlib.experiment.training.EVAL_BATCH` test samples
-(dropout off, as the per-epoch evaluations). Reported: medians in ms per run and step (per run and
-evaluation batch), the ratios A / B, and the ratio of a whole epoch of the study's runs composed from
-them (``epoch_ratio``: 55,000 or 45,000 training samples and 25,000 evaluated ones per epoch).
+Timed in ``--repeats`` rounds, A and B alternating step by step (A's step, then B's on the same batch), then
+one evaluation batch of :data:`snnlib.experiment.training.EVAL_BATCH` test samples each (dropout off, as the
+per-epoch evaluations). Reported: medians in ms per run and step (per run and evaluation batch), and the
+medians of the rounds' ratios A / B (paired: robust to a load that drifts over a round): for the training
+steps, the evaluation, and a whole epoch of the study's runs composed from them (``epoch_ratio``: 55,000 or
+45,000 training samples and 25,000 evaluated ones per epoch).
 
 Also counted, per training step and per evaluation batch: the operations dispatched
 (:func:`count_operations`; views and other metadata-only operations left out), each a kernel launch on a
@@ -126,9 +127,11 @@ def count_operations(fn: Callable[[], object]) -> int:
     return counter.count
 
 
-def _sync(device: torch.device) -> None:
+def _clock(device: torch.device) -> float:
+    """Seconds, after the device's queued work has finished."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def bench_stack(dataset: str, device: torch.device, args: argparse.Namespace,
@@ -173,17 +176,17 @@ def _measure(dataset: str, runs: int, device: torch.device, args: argparse.Names
             step(i)
     for r in range(args.repeats):
         first = args.warmup + r * args.steps
-        for name, (step, evaluate) in arms.items():  # A then B, in every round
-            _sync(device)
-            start = time.perf_counter()
-            for i in range(first, first + args.steps):
+        spent = {name: 0.0 for name in arms}
+        for i in range(first, first + args.steps):
+            for name, (step, _) in arms.items():  # A's step, then B's on the same batch: paired under one load
+                spent[name] -= _clock(device)
                 step(i)
-            _sync(device)
-            middle = time.perf_counter()
+                spent[name] += _clock(device)
+        for name, (_, evaluate) in arms.items():
+            train_ms[name].append(1e3 * spent[name] / (args.steps * runs))
+            start = _clock(device)
             evaluate()
-            _sync(device)
-            train_ms[name].append(1e3 * (middle - start) / (args.steps * runs))
-            eval_ms[name].append(1e3 * (time.perf_counter() - middle) / runs)
+            eval_ms[name].append(1e3 * (_clock(device) - start) / runs)
     identical = all(torch.equal(a, b) for net_a, net_b in zip(nets_a, nets_b, strict=True)
                     for a, b in zip(net_a.parameters(), net_b.parameters(), strict=True))
     ops = {"single_step": count_operations(lambda: arms["single"][0](0)),
@@ -203,10 +206,13 @@ def _row(dataset: str, runs: int, width: int, train_ms: dict, eval_ms: dict, ops
     steps = math.ceil(EPOCH_TRAIN[dataset] / 128)
     epoch = {arm: steps * med[f"{arm}_train_ms"] + EPOCH_EVAL_BATCHES * med[f"{arm}_eval_ms"]
              for arm in ("single", "stacked")}
+    # each round's ratio, A over B measured side by side: the median of these is robust to a load that drifts
+    rounds = [(steps * a + EPOCH_EVAL_BATCHES * ea) / (steps * b + EPOCH_EVAL_BATCHES * eb) for a, b, ea, eb in
+              zip(train_ms["single"], train_ms["stacked"], eval_ms["single"], eval_ms["stacked"], strict=True)]
     return {"dataset": dataset, "runs": runs, "width": width, **med,
-            "train_ratio": med["single_train_ms"] / med["stacked_train_ms"],
-            "eval_ratio": med["single_eval_ms"] / med["stacked_eval_ms"],
-            "epoch_ratio": epoch["single"] / epoch["stacked"],
+            "train_ratio": statistics.median(a / b for a, b in zip(train_ms["single"], train_ms["stacked"], strict=True)),
+            "eval_ratio": statistics.median(a / b for a, b in zip(eval_ms["single"], eval_ms["stacked"], strict=True)),
+            "epoch_ratio": statistics.median(rounds), "epoch_ratio_of_medians": epoch["single"] / epoch["stacked"],
             "epoch_s_per_run": {arm: epoch[arm] / 1e3 for arm in epoch},
             "operations": ops, "operations_per_run": {k: v / runs for k, v in ops.items()},
             "identical_weights": identical,

@@ -68,7 +68,9 @@ def _rng_state(device: torch.device, order: torch.Generator, masks: torch.Genera
 
 def _set_rng_state(state: dict, device: torch.device, order: torch.Generator,
                    masks: torch.Generator | None = None) -> None:
-    """Restores what :func:`_rng_state` saved (into ``masks`` if given, else into the global generators)."""
+    """Restores what :func:`_rng_state` saved (into ``masks`` if given, else into the global generators).
+    A generator's state is a CPU byte tensor, wherever the checkpoint was loaded to."""
+    state = {k: v.cpu() for k, v in state.items()}
     order.set_state(state["order"])
     if masks is not None:
         if device.type != "cuda":
