@@ -352,3 +352,14 @@ def test_stopping_the_regeneration_stops_its_kernels_and_replaces_nothing(tmp_pa
     leftovers = [p.name for p in (*tmp_path.iterdir(), *notebooks.iterdir(), *results.iterdir())
                  if "regenerating" in p.name]
     assert leftovers == []
+
+
+def test_the_folders_kept_apart_are_not_read_by_the_design(tmp_path):
+    """Reruns of planned runs kept under reproducibility/ on purpose are neither counted nor errors."""
+    root = tmp_path / "results"
+    record = make_record("mnist", "none", seed=3)
+    _put(root, _planned(record), record)
+    _put(root, "reproducibility/uncertainty_reruns/mnist/none_p0_step_current/seed3", record)
+    scan = R.scan_records(root, DESIGN)
+    assert [r["path"] for r in scan.records] == [_planned(record)] and scan.refused == [] and scan.ignored == []
+    assert len(R.scan_records(root).refused) == 1  # without the design, the copy is named

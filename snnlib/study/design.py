@@ -9,8 +9,10 @@ Every reader of the study asks the design which records count (:func:`snnlib.stu
   names both folders; it never counts, whatever the folders' names or their sort order;
 - a record in a planned folder with another configuration (a smoke run, another learning rate) is an
   **error**;
-- any other record (a subset run, a scratch folder, a rerun kept for the reproduce chapter) is outside the
-  design: **ignored**, listed, and it can change no planned cell.
+- any other record (a subset run, a scratch folder) is outside the design: **ignored**, listed, and it can
+  change no planned cell;
+- the folders :data:`KEPT_APART` (``reproducibility/``: reruns of planned runs kept apart on purpose, read by
+  their own design; ``bench/``, ``figures/``) are not looked into.
 
 :func:`study_design` reads every grid file of the study (all of ``grids/`` but the smoke test).
 """
@@ -29,6 +31,7 @@ from snnlib.experiment.record import record_problem
 from snnlib.experiment.system import PROJECT_ROOT, walk_files
 
 DEFAULT_GRIDS = PROJECT_ROOT / "grids"
+KEPT_APART = ("reproducibility", "bench", "figures")  # results/ folders that are not the design's records
 
 
 class ExpectedRun(str):
@@ -73,6 +76,13 @@ class Design:
     folders: dict[str, str]
     by_key: dict[str, str]
     configs: dict[str, dict]
+    # top-level folders of a results folder kept apart from the design on purpose (reruns of planned runs,
+    # benchmarks), each read by its own code: a reader with this design does not look into them
+    apart: tuple[str, ...] = KEPT_APART
+
+    def reads(self, rel: str) -> bool:
+        """Whether a reader with this design looks at ``rel`` (a path relative to the results folder)."""
+        return rel.split("/", 1)[0] not in self.apart
 
     @classmethod
     def of(cls, runs: list[ExpectedRun]) -> Design:
@@ -170,6 +180,9 @@ def scan_records(root: str | Path, design: Design | None = None) -> Scan:
     if not root.is_dir():
         return Scan([], [], [])
     files, skipped = walk_files(root, lambda name: name == "metrics.json")
+    if design is not None:  # the folders kept apart from the design are read by their own code
+        files = [f for f in files if design.reads(f.relative_to(root).as_posix())]
+        skipped = [(rel, why) for rel, why in skipped if design.reads(rel)]
     found, refused, ignored = [], list(skipped), []
     for path in files:
         rel = path.parent.relative_to(root).as_posix()

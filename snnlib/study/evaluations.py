@@ -67,6 +67,8 @@ def load_evaluations(root: str | Path, design: Design | None = None) -> list[dic
     found, seen = [], {}
     paths, _ = walk_files(root, lambda name: name == "uncertainty.json" or
                           (name.startswith("ensemble") and name.endswith(".json")))
+    if design is not None:  # the folders kept apart from the design are read by their own code
+        paths = [p for p in paths if design.reads(p.relative_to(root).as_posix())]
     for path in paths:
         rel = path.relative_to(root).as_posix()
         try:
