@@ -280,6 +280,7 @@ def test_the_temperature_scaled_verdict_on_a_landed_block(block, tmp_path):
     assert "AUROC 0.70 for the base network, 0.70 for the ensembles and 0.70-0.80 for MC dropout (50 passes) of the " \
            "4 kinds" in answer and answer.count(". ") == 1
     assert "| temperature-scaled deep ensembles" in V.scaled_matrix_markdown(matrix, "cifar10")
+    assert V.second_round_sentences(dest) == [V.scaled_answer(matrix, values, d) for d in ("mnist", "cifar10")]
     # a copy of a rerun in another folder is refused there, like anywhere else
     stray = dest / "uncertainty_reruns" / "mnist" / "elsewhere" / "seed0"
     shutil.copytree(dest / str(plan.runs[0]), stray)
@@ -287,6 +288,11 @@ def test_the_temperature_scaled_verdict_on_a_landed_block(block, tmp_path):
         warnings.simplefilter("always")
         assert len(V.load_rerun_evaluations(dest)) == 76
     assert any("elsewhere" in str(w.message) for w in caught)
+
+
+def test_the_chapter_says_when_the_reruns_have_not_landed(tmp_path):
+    (line,) = V.second_round_sentences(tmp_path / "none")
+    assert "have not landed yet" in line and "70 networks trained again" in line
 
 
 def test_the_answer_waits_for_data():

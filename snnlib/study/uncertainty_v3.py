@@ -42,6 +42,7 @@ from snnlib.study import preregistration as P
 from snnlib.study import records as R
 from snnlib.study import uncertainty_verdict as UV
 from snnlib.study.claims import Test, welch_test
+from snnlib.study.design import expected_runs
 from snnlib.study.evaluations import _cell, _none, load_evaluations
 from snnlib.study.reruns import EVALUATION_VERSION, RERUN_DEST, RERUN_GRID, rerun_design
 from snnlib.uncertainty.scaled import ENSEMBLE_SCALED, NEAR_OOD_SET, SCALED_PASSES
@@ -249,3 +250,20 @@ def near_ood_spike_count_auroc(dataset: str, t_enc: int = 12, subset: int = 2000
 def scaled_passes_match() -> bool:
     """Whether the evaluation's temperature-scaled pass counts are the verdict's primary rows."""
     return tuple(SCALED_PASSES) == tuple(n for _, n in P.UNCERTAINTY_PRIMARY_ROWS)
+
+
+def second_round_sentences(root: str | Path = RERUN_DEST, grid_file: str | Path = RERUN_GRID) -> list[str]:
+    """What the uncertainty chapter says of block 5: per dataset :func:`scaled_answer` once the reruns' evaluations
+    have landed under ``root``, else that they have not (with how many the plan makes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluations = load_rerun_evaluations(root, grid_file) if Path(root).is_dir() else []
+    if not evaluations:
+        runs = len(expected_runs([grid_file]))
+        return [f"The second round's temperature-scaled comparison and its near-OOD set (the addendum's block 5: "
+                f"{runs} networks trained again, because evaluations need weights, which are not kept) have not "
+                f"landed yet; `scripts/run_uncertainty_reruns.py` makes them."]
+    values = scaled_values(evaluations)
+    matrix = scaled_verdict_matrix(scaled_verdict_tests(values), near_ood_tests(values))
+    return [scaled_answer(matrix, values, dataset) for dataset in R.DATASETS
+            if (values["dataset"] == dataset).any()]
