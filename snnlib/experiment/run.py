@@ -400,7 +400,7 @@ def finish_run(state: RunState, log: Callable[[str], None]) -> dict:
 def load_trained(run_dir: str | Path, device: str | None = "cpu") -> tuple[RunConfig, SRMNetwork, dict]:
     """A finished run's configuration, trained network (in eval mode) and record.
 
-    The record must be sealed and intact (:func:`record_problem`), and the weights file must be the
+    The record must be sealed and intact (:func:`snnlib.experiment.record.record_problem`), and the weights file must be the
     one the record names (its SHA-256 is checked) holding the record's configuration, so an analysis
     can never pair a record with another run's weights, nor report an edited record's numbers.
     """

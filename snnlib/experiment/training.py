@@ -10,9 +10,9 @@ numbers of an uninterrupted run.
 
 The record carries the SHA-256 of its contents (``record_sha256``; record version 3 requires it)
 and the weights file's (``weights_sha256``); the weights file and the checkpoint carry the
-configuration. :func:`record_problem` says why a record cannot be trusted (edited, unsealed, short of
-the epochs it claims, malformed); ``train``, :func:`load_trained` and every reader of the analysis
-refuse such a record with one line.
+configuration. :func:`snnlib.experiment.record.record_problem` says why a record cannot be trusted
+(edited, unsealed, short of the epochs it claims, malformed); ``train``, :func:`load_trained` and every
+reader of the analysis refuse such a record with one line.
 
 Randomness comes in three streams, each seeded on its own so that changing one part of a
 configuration does not reshuffle the others:

@@ -3,7 +3,7 @@
 Runs of one dataset and seed see the same batches in the same order; only their weights, their
 dropout (kind, p, mask in time, site) and their masks differ. :func:`stacked_forward` runs their
 forward passes together: the input events of a batch are built once and gathered for every
-network's table (eq 3, :func:`snnlib.model.functional.stacked_event_current`), and the kernel
+network's table (eq 3, ``snnlib.model.functional.stacked_event_current``), and the kernel
 products (eq 1), the first-spike gate, the hidden-to-output products and the readout each take all
 S networks in one operation, so each operation does S networks' work (on a GPU, which waits on
 launches at this batch size, that is the saving). What differs per network runs per network with
@@ -75,7 +75,7 @@ def stacked_hidden_spikes(networks: Sequence[SRMNetwork], x: torch.Tensor, order
     """The hidden first-spike rasters of S networks, ``(T, N, S, hidden)``, and the input spike count.
 
     Eq 3 from one set of event lists (``events``, built here when not given: :func:`input_events`) for
-    every network without input-site dropout in training (:func:`snnlib.model.functional.stacked_event_current`,
+    every network without input-site dropout in training (``snnlib.model.functional.stacked_event_current``,
     ``width`` networks per gather); a network with it computes its own (:meth:`SRMNetwork.hidden_current`,
     its masks from its own generator). Then each network's current-site dropout on its slice, and eq 1
     and the gate for all at once.

@@ -1,6 +1,6 @@
 """The design: which runs the grid files plan, where, and what a results folder may hold.
 
-Every reader of the study asks the design which records count (:func:`snnlib.study.records.scan_records` with
+Every reader of the study asks the design which records count (:func:`snnlib.study.design.scan_records` with
 ``design``), and landing asks it which runs may enter ``results/`` (``scripts/land_records.py``):
 
 - a record counts when its folder is one a grid file plans (``grid/dataset/cell/seedN``) and it holds the
@@ -168,7 +168,7 @@ class Scan(NamedTuple):
 def scan_records(root: str | Path, design: Design | None = None) -> Scan:
     """The records under ``root`` that count, and every ``metrics.json`` that does not, with why.
 
-    A record counts when it is sealed and intact (:func:`snnlib.experiment.run.record_problem`: its digest,
+    A record counts when it is sealed and intact (:func:`snnlib.experiment.record.record_problem`: its digest,
     its structure and every value within its meaning) and, with a ``design``, when it sits in the folder
     that the design plans for its configuration and seed (:meth:`snnlib.study.design.Design.place`; anything
     outside the design is ignored, a copy or a foreign run in a planned folder is an error). Without a

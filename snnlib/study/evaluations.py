@@ -56,7 +56,7 @@ def load_evaluations(root: str | Path, design: Design | None = None) -> list[dic
     Only sealed files made from the sealed records beside them are read
     (:func:`snnlib.uncertainty.evaluate.evaluation_problem`): the file's own SHA-256 must check out, and so must
     the SHA-256 of each run record it names (a run's: the record in its folder; an ensemble's: each
-    member's), which :func:`snnlib.study.records.scan_records` must count (under ``root``, each run once, and
+    member's), which :func:`snnlib.study.design.scan_records` must count (under ``root``, each run once, and
     with ``design`` only the design's records). An edited file, a copy into a folder without its run, a file
     left from before its folder's run was trained again, or a second file of the same ensemble is skipped
     with a one-line warning; nothing that is not a regular file is opened."""

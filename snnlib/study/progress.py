@@ -218,7 +218,7 @@ def compare_records(reference: Iterable[dict], rerun: Iterable[dict], refused: I
     same, except hidden importances equal only to float32 rounding, same ranking), ``differs``,
     ``unfinished``, ``no reference`` (a rerun record with no reference at its place), ``refused`` (a
     rerun file that is not read: damaged, edited, a second copy of a run; ``refused`` lists them as
-    :func:`scan_records` does), ``reference refused`` (the reference file is not read, named in
+    :func:`snnlib.study.design.scan_records` does), ``reference refused`` (the reference file is not read, named in
     ``reference_refused``) or ``missing`` (a run of ``expected``, by default every reference record's
     path, with no rerun record). Only ``identical`` and ``reproduced`` reproduce (:data:`REPRODUCED`).
     Times and provenance are not compared; the rerun's commit and device are listed.

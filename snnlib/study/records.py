@@ -11,7 +11,7 @@ Everything the study states is computed from the records through this module: th
   every run of the study shares; :func:`study_runs` keeps the finished runs that have them.
 - :func:`summary` gives mean, standard deviation and n per configuration (seeds pooled);
   :func:`markdown_table` formats any table.
-- :func:`expected_runs` and :func:`missing_runs` check a results folder against grid files (a run counts
+- :func:`snnlib.study.design.expected_runs` and :func:`missing_runs` check a results folder against grid files (a run counts
   where its folder holds a finished record of the configuration the grid asks for there);
   :func:`compare_records` checks a rerun against the records it should reproduce (a damaged or
   missing rerun is a difference).
@@ -19,8 +19,8 @@ Everything the study states is computed from the records through this module: th
 What is read. Every reader here (and :func:`snnlib.study.evaluations.load_evaluations`,
 :func:`snnlib.experiment.run.load_trained`) takes only sealed, intact files: a record of version 3 whose
 ``record_sha256`` is the SHA-256 of its contents and that agrees with its own configuration (a finished
-record holds exactly its epochs; :func:`snnlib.experiment.run.record_problem`), and each run once, whatever
-its folder (:func:`run_key`: the whole configuration, seeds included). Anything else is skipped with a
+record holds exactly its epochs; :func:`snnlib.experiment.record.record_problem`), and each run once, whatever
+its folder (:func:`snnlib.study.design.run_key`: the whole configuration, seeds included). Anything else is skipped with a
 one-line warning that says why.
 
 Sealing the records of the second edition (a one-time step)::
@@ -103,7 +103,8 @@ def metric_scale(metric: str) -> float:
 # ---------------------------------------------------------------- reading
 
 def load_records(root: str | Path, design: Design | None = None) -> list[dict]:
-    """Every run record under ``root`` that counts (:func:`scan_records`), sorted by folder, each run once.
+    """Every run record under ``root`` that counts (:func:`snnlib.study.design.scan_records`), sorted by folder,
+    each run once.
 
     Each record gets ``path``, its folder relative to ``root`` (``paper/mnist/none_p0_step_current/seed0``
     when ``root`` is the results folder). A missing ``root`` gives an empty list. Every file that does not

@@ -7,7 +7,7 @@ grid's cells at the paper's site are trained again by the grid file :data:`RERUN
 :data:`~snnlib.study.preregistration.UNCERTAINTY_KINDS`, seeds 0-4, both datasets; 70 runs). It lies in a
 subfolder of ``grids/``, so it is not part of the study's design (:func:`snnlib.study.design.study_grids`
 reads ``grids/*.json``): each of its runs is the configuration and seed of a run the design plans and has
-committed (its **reference**, :attr:`RerunPlan.references`), which the study's design would refuse as a copy.
+committed (its **reference**, ``RerunPlan.references``), which the study's design would refuse as a copy.
 Its records are read with a design of their own (:func:`rerun_design`), kept apart in
 ``results/reproducibility/uncertainty_reruns/`` (:data:`RERUN_DEST` plus the grid's name) and never pooled with
 the design's.
