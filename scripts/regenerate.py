@@ -3,7 +3,7 @@ its figures (``results/figures``) and the analysis chapters, executed again. ``m
 does ``make land`` after landing.
 
 Everything is first written beside its place (``README.md.regenerating``, a staging folder next to
-``results/figures``, ``notebooks/.NAME.regenerating.ipynb``); only when every part has succeeded are they moved
+``results/figures``, ``notebooks/.regenerating-NAME.ipynb``); only when every part has succeeded are they moved
 into place, one rename each, so the README, the figures and the chapters never disagree. Stopping it (Ctrl-C,
 ``kill``, or killing the ``make`` that started it: it watches its parent) stops the chapters' kernels too and
 leaves nothing half-written and nothing moved.
@@ -34,8 +34,9 @@ STAGED = ".regenerating"
 
 def staged_paths(results: Path, readme: Path, notebooks: Path, chapters: tuple[str, ...]) -> list[Path]:
     """Where :func:`regenerate` writes before it moves: the README's copy, the figures' folder, each chapter's."""
+    # a chapter's staged name has no inner dot: `jupyter execute --output` keeps only the part before it
     return [readme.with_name(readme.name + STAGED), results / f".figures{STAGED}",
-            *(notebooks / f".{name}{STAGED}.ipynb" for name in chapters)]
+            *(notebooks / f".regenerating-{name}.ipynb" for name in chapters)]
 
 
 def clean(paths: list[Path]) -> None:

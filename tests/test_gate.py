@@ -363,3 +363,25 @@ def test_the_folders_kept_apart_are_not_read_by_the_design(tmp_path):
     scan = R.scan_records(root, DESIGN)
     assert [r["path"] for r in scan.records] == [_planned(record)] and scan.refused == [] and scan.ignored == []
     assert len(R.scan_records(root).refused) == 1  # without the design, the copy is named
+
+
+def test_the_regeneration_replaces_the_readme_block_the_figures_and_the_chapters_together(tmp_path):
+    """A whole run of scripts/regenerate.py on a small results folder and one quick chapter: every part is
+    replaced, nothing staged is left."""
+    regenerate = _script("regenerate")
+    results, notebooks = tmp_path / "results", tmp_path / "notebooks"
+    notebooks.mkdir()
+    record = make_record("mnist", "none", seed=3)
+    _put(results, _planned(record), record)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- begin: python -m snnlib report results -->\nOLD\n"
+                      "<!-- end: python -m snnlib report results -->\n")
+    chapter = {"cells": [{"cell_type": "code", "metadata": {}, "source": "print(6 * 7)", "outputs": [],
+                          "execution_count": None}],
+               "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+               "nbformat": 4, "nbformat_minor": 5}
+    (notebooks / "quick.ipynb").write_text(json.dumps(chapter))
+    moved = regenerate.regenerate(results, readme, notebooks, ("quick",))
+    assert notebooks / "quick.ipynb" in moved and readme in moved and (results / "figures").is_dir()
+    assert "42" in (notebooks / "quick.ipynb").read_text() and "OLD" not in readme.read_text()
+    assert not [p for p in (*tmp_path.rglob("*"),) if "regenerating" in p.name]
