@@ -127,13 +127,11 @@ def status_line(progress: pd.DataFrame) -> str:
 
 
 def findings(result: C.Claims, matrix, progress: pd.DataFrame, figures: str = FIGURES, read: str = "") -> str:
-    """The findings: where the study stands (:func:`status_line`), what changed since the second edition and
-    whether the spike-site runs reverse a headline verdict (:func:`claims.edition_changes`), the verdict of
-    each claim at each site (from :func:`claims.verdict_sentence`), the uncertainty verdict (from
-    :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests."""
+    """The findings: where the study stands (:func:`status_line`), the verdict of each claim at each site (from
+    :func:`claims.verdict_sentence`), the uncertainty verdict (from
+    :func:`snnlib.study.uncertainty_verdict.uncertainty_answer`) and the forest plot of the primary tests. (What
+    changed between editions, :func:`claims.edition_changes`, is told in the reproduce chapter.)"""
     lines = [status_line(progress) + (f" Read from the results folder: {read}" if read else ""), ""]
-    for sentence in C.edition_changes(result):
-        lines += [sentence, ""]
     for claim in ("C1", "C2", "C3"):
         lines.append(f"**{claim}** (the paper: {C.CLAIM_TEXT[claim]}):")
         lines.append("")
