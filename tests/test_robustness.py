@@ -114,7 +114,7 @@ def test_the_robustness_table_keeps_the_headline_in_its_first_column_and_marks_w
     c1 = frame[(frame["claim"] == "C1") & (frame["site"] == "current")]
     assert set(c1["pre-registered"]) == {"reproduced"} and set(c1["longer budget"]) == {"not enough data"}
     text = RB.robustness_markdown(frame)
-    assert "| C1 |  | current | MNIST | **R** |" in text and "10: longer budget" in text
+    assert "| C1 | current, MNIST | **R** |" in text and "10: longer budget" in text
     assert "best-validation epoch: 2 of 2" in RB.held_sentence(frame)  # C1 at the current, both datasets
 
 
