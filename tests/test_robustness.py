@@ -158,3 +158,29 @@ def test_the_budget_comparisons_are_read_at_the_last_and_at_the_best_validation_
             records.append(reseal(r))
     text = RB.budget_at_best_epoch(records)
     assert "| dropout | test accuracy | +3.00 [+2.77, +3.23] | higher | -1.00 [-1.23, -0.77] | lower |" in text
+
+
+def test_the_learning_rate_column_reads_each_kind_at_its_chosen_rate_once_every_kind_has_one():
+    """Dropout and dropout2d beat the base network at lr 1e-3 (C1 contrary there) but are chosen at lr 3e-3 by
+    their validation accuracy, where they fall below it: the column must read the chosen rates' runs."""
+    def runs(rate: float, kind: str) -> list[dict]:
+        best = rate == (3e-3 if kind in ("dropout", "dropout2d") else 1e-3)
+        test = {("dropout", 1e-3): 0.95, ("dropout2d", 1e-3): 0.95, ("dropout", 3e-3): 0.85,
+                ("dropout2d", 3e-3): 0.85}.get((kind, rate), 0.90)
+        return [_at(make_record(d, kind, seed=s, val_acc=(0.96 if best else 0.92) + 0.001 * s,
+                                test_acc=test + 0.002 * s, train_loss=0.1 + 0.05 * (kind != "none") + 0.001 * s),
+                    lr=rate)
+                for d in P.DATASETS for s in P.LR_SEEDS]
+    rates = (3e-4, 1e-3, 3e-3)
+    everything = [r for kind in P.LR_KINDS for rate in rates for r in runs(rate, kind)]
+    column = "each kind at its own learning rate"
+    waiting = RB.robustness([r for r in everything if not (r["config"]["variant"] == "alpha"
+                                                           and r["config"]["lr"] == 3e-3)])
+    assert set(waiting[column]) == {"not enough data"}  # alpha lacks a rate: the whole column waits
+    frame = RB.robustness(everything)
+    current = frame[frame["site"] == "current"]  # block 2 ran at the paper's site only
+    assert set(frame[frame["site"] != "current"][column]) == {"not enough data"}
+    assert set(current[current["claim"] == "C1"][column]) == {"reproduced"}
+    assert set(current[current["claim"] == "C2"][column]) == {"contrary"}  # 90% is far above any cut-off
+    rates = RB.chosen_rates(R.runs_table(everything))
+    assert {kind for (_, kind), rate in rates.items() if rate == 3e-3} == {"dropout", "dropout2d"}
