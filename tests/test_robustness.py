@@ -173,13 +173,17 @@ def test_the_learning_rate_column_reads_each_kind_at_its_chosen_rate_once_every_
                 for d in P.DATASETS for s in P.LR_SEEDS]
     rates = (3e-4, 1e-3, 3e-3)
     everything = [r for kind in P.LR_KINDS for rate in rates for r in runs(rate, kind)]
+    # runs on the input spikes at lr 1e-3, which is the chosen rate of neither dropout nor dropout2d here but of
+    # feature alpha and alpha dropout: the column must not pair them with the base network at its chosen rate
+    everything += [_at(make_record(d, kind, seed=s, site="input", test_acc=0.5 + 0.002 * s), lr=1e-3)
+                   for d in P.DATASETS for kind in ("dropout", "feature_alpha", "alpha") for s in P.LR_SEEDS]
     column = "each kind at its own learning rate"
     waiting = RB.robustness([r for r in everything if not (r["config"]["variant"] == "alpha"
                                                            and r["config"]["lr"] == 3e-3)])
     assert set(waiting[column]) == {"not enough data"}  # alpha lacks a rate: the whole column waits
     frame = RB.robustness(everything)
     current = frame[frame["site"] == "current"]  # block 2 ran at the paper's site only
-    assert set(frame[frame["site"] != "current"][column]) == {"not enough data"}
+    assert set(frame[frame["site"] != "current"][column]) == {"not enough data"}  # rates chosen at the current
     assert set(current[current["claim"] == "C1"][column]) == {"reproduced"}
     assert set(current[current["claim"] == "C2"][column]) == {"contrary"}  # 90% is far above any cut-off
     rates = RB.chosen_rates(R.runs_table(everything))
