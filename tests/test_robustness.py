@@ -188,3 +188,25 @@ def test_the_learning_rate_column_reads_each_kind_at_its_chosen_rate_once_every_
     assert set(current[current["claim"] == "C2"][column]) == {"contrary"}  # 90% is far above any cut-off
     rates = RB.chosen_rates(R.runs_table(everything))
     assert {kind for (_, kind), rate in rates.items() if rate == 3e-3} == {"dropout", "dropout2d"}
+
+
+def test_the_test_accuracy_at_each_kinds_own_rate_is_set_against_the_base_network_at_its_own_rate():
+    def runs(dataset: str, kind: str, rate: float, val: float, test: float) -> list[dict]:
+        return [_at(make_record(dataset, kind, seed=s, val_acc=val, test_acc=test + 0.001 * s), lr=rate)
+                for s in P.LR_SEEDS]
+    records = []
+    for dataset in P.DATASETS:
+        for kind in P.LR_KINDS:
+            best = 3e-3 if kind == "none" else 1e-3
+            records += [r for rate in P.LR_RATES for r in runs(dataset, kind, rate, 0.95 if rate == best else 0.9,
+                                                               0.80 if rate == best else 0.70)]
+    table = R.runs_table(records)
+    frame = RB.rate_test_table(table)
+    dropout = frame[(frame["dataset"] == "mnist") & (frame["kind"] == "dropout")].iloc[0]
+    assert dropout["lr"] == 1e-3 and dropout["test_acc"] == pytest.approx(0.802)
+    assert dropout["vs_base_points"] == pytest.approx(0.0)  # both at their own rate: 80.2% each
+    base = frame[(frame["dataset"] == "mnist") & (frame["kind"] == "none")].iloc[0]
+    assert base["lr"] == 3e-3 and base["test_acc_study_lr"] == pytest.approx(0.702)
+    sentence = RB.rate_test_sentence(table)
+    assert "base (no dropout) 80.20% at 0.003, 70.20% at 0.001; dropout 80.20% at 0.001 (+0.00)" in sentence
+    assert RB.rate_test_sentence(R.runs_table(records[:-1])).startswith("The test accuracies")  # alpha lacks a seed

@@ -215,7 +215,8 @@ def second_round(records: list[dict], evaluations: list[dict]) -> str:
                     RB.held_sentence(frame), RB.robustness_markdown(frame), RB.budget_sentence(conditions),
                     RB.budget_markdown(conditions), "**The 60-epoch budget at each run's best-validation epoch** "
                     "(addendum, block 3; three seeds a side, Welch, Holm within the six):",
-                    RB.budget_at_best_epoch(records), RB.rate_sentence(table), RB.rate_markdown(table))
+                    RB.budget_at_best_epoch(records), RB.rate_sentence(table), RB.rate_markdown(table),
+                    RB.rate_test_sentence(table))
 
 
 def write_figures(results: str | Path, folder: str | Path, grids_dir: str | Path | None = None) -> list[Path]:

@@ -343,3 +343,45 @@ def budget_at_best_epoch(records: Iterable[dict]) -> str:
                      R.signed_interval(b.difference, b.ci_low, b.ci_high, scale), b.label])
     return R.markdown_table(["kind (60 epochs, CIFAR-10)", "metric", "last epoch: difference [95% CI]", "label",
                              "best-validation epoch: difference [95% CI]", "label"], body)
+
+
+def _mean_test(table: pd.DataFrame, dataset: str, kind: str, lr: float) -> float:
+    runs = R.cell_runs(table, dataset, kind, lr=lr)
+    values = runs[runs["seed"].isin(P.LR_SEEDS)]["test_acc"].astype(float).dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+def rate_test_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and kind whose rate is chosen (:func:`chosen_rates`): the mean test accuracy over seeds 0-4 at its
+    chosen rate and at the study's rate (1e-3), and the change at the chosen rate against the base network at its
+    own chosen rate (points; NaN for the base network itself)."""
+    rates = chosen_rates(table)
+    rows = []
+    for (dataset, kind), rate in rates.items():
+        base = _mean_test(table, dataset, "none", rates[(dataset, "none")]) if (dataset, "none") in rates else math.nan
+        chosen = _mean_test(table, dataset, kind, rate)
+        rows.append({"dataset": dataset, "kind": kind, "lr": rate, "test_acc": chosen,
+                     "test_acc_study_lr": _mean_test(table, dataset, kind, R.STUDY_LR),
+                     "vs_base_points": math.nan if kind == "none" else 100 * (chosen - base)})
+    return pd.DataFrame(rows, columns=["dataset", "kind", "lr", "test_acc", "test_acc_study_lr", "vs_base_points"])
+
+
+def rate_test_sentence(table: pd.DataFrame) -> str:
+    """What each kind's own rate changes, in words: per dataset, the base network's test accuracy at its rate and
+    each kind's against it, with the kind's test accuracy at 1e-3 where its rate is another."""
+    frame = rate_test_table(table)
+    if len(frame) < len(P.DATASETS) * len(P.LR_KINDS):
+        return "The test accuracies at each kind's own rate wait for block 2's runs."
+    parts = []
+    for dataset, group in frame.groupby("dataset", sort=False):
+        items = []
+        for r in group.itertuples():
+            text = f"{R.KIND_NAMES[r.kind]} {100 * r.test_acc:.2f}% at {r.lr:g}"
+            if r.kind != "none":
+                text += f" ({r.vs_base_points:+.2f})".replace("-", "\u2212")  # a minus sign, as the answer writes it
+            if not R.same_value(r.lr, R.STUDY_LR):
+                text += f", {100 * r.test_acc_study_lr:.2f}% at {R.STUDY_LR:g}"
+            items.append(text)
+        parts.append(f"{R.DATASET_NAMES[dataset]}: " + "; ".join(items))
+    return ("Test accuracy at each kind's own rate (mean of seeds 0-4; in brackets, points against the base network "
+            "at its own rate): " + ". ".join(parts) + ".")
