@@ -190,7 +190,8 @@ def test_the_learning_rate_column_reads_each_kind_at_its_chosen_rate_once_every_
     assert {kind for (_, kind), rate in rates.items() if rate == 3e-3} == {"dropout", "dropout2d"}
 
 
-def test_the_test_accuracy_at_each_kinds_own_rate_is_set_against_the_base_network_at_its_own_rate():
+def _block2_records() -> list[dict]:
+    """Block 2 complete: the base network best at 3e-3 (80.2% test there), every kind at 1e-3 (80.2%)."""
     def runs(dataset: str, kind: str, rate: float, val: float, test: float) -> list[dict]:
         return [_at(make_record(dataset, kind, seed=s, val_acc=val, test_acc=test + 0.001 * s), lr=rate)
                 for s in P.LR_SEEDS]
@@ -200,6 +201,11 @@ def test_the_test_accuracy_at_each_kinds_own_rate_is_set_against_the_base_networ
             best = 3e-3 if kind == "none" else 1e-3
             records += [r for rate in P.LR_RATES for r in runs(dataset, kind, rate, 0.95 if rate == best else 0.9,
                                                                0.80 if rate == best else 0.70)]
+    return records
+
+
+def test_the_test_accuracy_at_each_kinds_own_rate_is_set_against_the_base_network_at_its_own_rate():
+    records = _block2_records()
     table = R.runs_table(records)
     frame = RB.rate_test_table(table)
     dropout = frame[(frame["dataset"] == "mnist") & (frame["kind"] == "dropout")].iloc[0]
@@ -210,3 +216,18 @@ def test_the_test_accuracy_at_each_kinds_own_rate_is_set_against_the_base_networ
     sentence = RB.rate_test_sentence(table)
     assert "base (no dropout) 80.20% at 0.003, 70.20% at 0.001; dropout 80.20% at 0.001 (+0.00)" in sentence
     assert RB.rate_test_sentence(R.runs_table(records[:-1])).startswith("The test accuracies")  # alpha lacks a seed
+    answer = RB.rate_answer_sentence(table)
+    assert "change the test accuracy by +0.00, +0.00, +0.00 and +0.00 points on MNIST" in answer
+    assert " at 0.001." not in answer  # no kind gains from its own rate (all chose 1e-3): no gain clause
+    assert RB.rate_answer_sentence(R.runs_table(records[:-1])) == ""
+
+
+def test_the_answer_carries_block_2_only_when_given_the_runs_table():
+    from snnlib.study import answer as A
+
+    paper = [make_record(d, k, seed=s) for d in P.DATASETS for k in ("none", "dropout") for s in P.TEN]
+    assert A.answer_sentences(paper) == A.answer_sentences(paper, table=R.runs_table(paper))  # no block 2 runs
+    records = paper + _block2_records()
+    sentences = A.answer_sentences(records, table=R.runs_table(records))
+    assert len(sentences) == len(A.answer_sentences(records)) + 1
+    assert sentences[4].startswith("Exploratory, with every kind at the learning rate")  # after the alpha kinds

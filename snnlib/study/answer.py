@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D
 from snnlib.study import claims as C
 from snnlib.study import preregistration as P
 from snnlib.study import records as R
+from snnlib.study import robustness as RB
 from snnlib.study import uncertainty_verdict as UV
 
 HELPS, HURTS, UNCLEAR, NO_DATA = "helps", "hurts", "no clear difference", "no data"
@@ -322,14 +323,18 @@ def nll_sentence(values: pd.DataFrame) -> str:
 
 
 def answer_sentences(source: C.Claims | pd.DataFrame | Iterable[dict], evaluations: Sequence[dict] = (),
-                     matrix: pd.DataFrame | None = None) -> list[str]:
-    """The answer in six sentences, every number from the records: the base network (:func:`base_sentence`),
-    the zeroing kinds on each dataset (:func:`zeroing_sentence`), the alpha kinds (:func:`alpha_sentence`), MC
-    dropout's verdict against the base network's baselines (:func:`mc_verdict_sentence`) and its numbers
-    (:func:`nll_sentence`). ``matrix``: the uncertainty verdict matrix if already computed."""
+                     matrix: pd.DataFrame | None = None, table: pd.DataFrame | None = None) -> list[str]:
+    """The answer in up to seven sentences, every number from the records: the base network
+    (:func:`base_sentence`), the zeroing kinds on each dataset (:func:`zeroing_sentence`), the alpha kinds
+    (:func:`alpha_sentence`), with the runs ``table`` the exploratory learning rate per kind
+    (:func:`snnlib.study.robustness.rate_answer_sentence`, once its runs are in), MC dropout's verdict against the
+    base network's baselines (:func:`mc_verdict_sentence`) and its numbers (:func:`nll_sentence`). ``matrix``: the
+    uncertainty verdict matrix if already computed."""
     frame = effects(source)
     sentences = [base_sentence(frame), *(zeroing_sentence(frame, d, first=i == 0) for i, d in enumerate(P.DATASETS)),
                  alpha_sentence(frame)]
+    if table is not None and (rates := RB.rate_answer_sentence(table)):
+        sentences.append(rates)
     if evaluations:
         values = UV.method_values(evaluations)
         if matrix is None:
@@ -339,9 +344,9 @@ def answer_sentences(source: C.Claims | pd.DataFrame | Iterable[dict], evaluatio
 
 
 def answer_list(source: C.Claims | pd.DataFrame | Iterable[dict], evaluations: Sequence[dict] = (),
-                matrix: pd.DataFrame | None = None) -> str:
+                matrix: pd.DataFrame | None = None, table: pd.DataFrame | None = None) -> str:
     """:func:`answer_sentences` as a Markdown list (the landing page's)."""
-    return "\n".join(f"- {sentence}" for sentence in answer_sentences(source, evaluations, matrix))
+    return "\n".join(f"- {sentence}" for sentence in answer_sentences(source, evaluations, matrix, table))
 
 
 def _metric_counts(tests: Sequence[C.Test]) -> str:
@@ -385,11 +390,12 @@ def claims_lines(source: C.Claims | pd.DataFrame | Iterable[dict]) -> list[str]:
 
 
 def answer_markdown(source: C.Claims | pd.DataFrame | Iterable[dict], evaluations: Sequence[dict] = (),
-                    figure: str | None = None, matrix: pd.DataFrame | None = None) -> str:
+                    figure: str | None = None, matrix: pd.DataFrame | None = None,
+                    table: pd.DataFrame | None = None) -> str:
     """The answer as Markdown (the README's opening): :func:`answer_list`, the figure at ``figure`` (a path or
     link; none: no image), then :func:`claims_lines` as a list."""
     claims = _claims(source)
-    parts = ["**The answer.**\n\n" + answer_list(claims, evaluations, matrix)]
+    parts = ["**The answer.**\n\n" + answer_list(claims, evaluations, matrix, table)]
     if figure:
         parts.append(f"![The change in test accuracy of every dropout kind at every site on each dataset against "
                      f"the base network, with its 95% interval: blue where it helps, orange where it hurts, grey "

@@ -385,3 +385,28 @@ def rate_test_sentence(table: pd.DataFrame) -> str:
         parts.append(f"{R.DATASET_NAMES[dataset]}: " + "; ".join(items))
     return ("Test accuracy at each kind's own rate (mean of seeds 0-4; in brackets, points against the base network "
             "at its own rate): " + ". ".join(parts) + ".")
+
+
+def rate_answer_sentence(table: pd.DataFrame) -> str:
+    """Block 2 for the answer, in one sentence (exploratory): each kind's change in test accuracy against the base
+    network, every kind at its own chosen rate, per dataset; and the largest gain a kind's own rate gives over
+    1e-3 where it exceeds 5 points. Empty while block 2 waits for runs."""
+    frame = rate_test_table(table)
+    if len(frame) < len(P.DATASETS) * len(P.LR_KINDS):
+        return ""
+    kinds = [k for k in P.LR_KINDS if k != "none"]
+    parts = []
+    for dataset in P.DATASETS:
+        rows = frame[frame["dataset"] == dataset].set_index("kind")
+        changes = [f"{rows.loc[k, 'vs_base_points']:+.2f}".replace("-", "\u2212") for k in kinds]
+        parts.append(f"{', '.join(changes[:-1])} and {changes[-1]} points on {R.DATASET_NAMES[dataset]}")
+    names = ", ".join(R.KIND_NAMES[k] for k in kinds[:-1]) + f" and {R.KIND_NAMES[kinds[-1]]}"
+    text = (f"Exploratory, with every kind at the learning rate its validation accuracy chose (seeds 0-4): against "
+            f"the base network at its own rate, {names} change the test accuracy by {' and by '.join(parts)}")
+    gains = frame[frame["kind"] != "none"].assign(gain=lambda f: f["test_acc"] - f["test_acc_study_lr"])
+    best = gains.loc[gains["gain"].idxmax()]
+    if best["gain"] > 0.05:
+        text += (f"; {R.KIND_NAMES[best['kind']]} on {R.DATASET_NAMES[best['dataset']]} reaches "
+                 f"{100 * best['test_acc']:.2f}% at lr {best['lr']:g} against {100 * best['test_acc_study_lr']:.2f}% "
+                 f"at {R.STUDY_LR:g}")
+    return text + "."
