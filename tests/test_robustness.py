@@ -230,4 +230,5 @@ def test_the_answer_carries_block_2_only_when_given_the_runs_table():
     records = paper + _block2_records()
     sentences = A.answer_sentences(records, table=R.runs_table(records))
     assert len(sentences) == len(A.answer_sentences(records)) + 1
-    assert sentences[4].startswith("Exploratory, with every kind at the learning rate")  # after the alpha kinds
+    # after the alpha kinds
+    assert sentences[4].startswith("Exploratory, with every kind on the synaptic current at the learning rate")

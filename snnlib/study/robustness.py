@@ -401,8 +401,9 @@ def rate_answer_sentence(table: pd.DataFrame) -> str:
         changes = [f"{rows.loc[k, 'vs_base_points']:+.2f}".replace("-", "\u2212") for k in kinds]
         parts.append(f"{', '.join(changes[:-1])} and {changes[-1]} points on {R.DATASET_NAMES[dataset]}")
     names = ", ".join(R.KIND_NAMES[k] for k in kinds[:-1]) + f" and {R.KIND_NAMES[kinds[-1]]}"
-    text = (f"Exploratory, with every kind at the learning rate its validation accuracy chose (seeds 0-4): against "
-            f"the base network at its own rate, {names} change the test accuracy by {' and by '.join(parts)}")
+    text = ("Exploratory, with every kind on the synaptic current at the learning rate its validation accuracy chose "
+            f"(seeds 0-4): against the base network at its own rate, {names} change the test accuracy by "
+            f"{' and by '.join(parts)}")
     gains = frame[frame["kind"] != "none"].assign(gain=lambda f: f["test_acc"] - f["test_acc_study_lr"])
     best = gains.loc[gains["gain"].idxmax()]
     if best["gain"] > 0.05:
