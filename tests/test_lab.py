@@ -356,8 +356,14 @@ def test_lab_opens_the_landing_notebook_with_myst_rendered_and_chapters_in_order
     browser.get(lab.url("/"))
     assert _wait(lambda: browser.execute_script(_CURRENT_PATH) == "index.ipynb", timeout=60, step=0.5), \
         f"the lab did not open on index.ipynb but on {browser.execute_script(_CURRENT_PATH)}\n{lab.log_tail()}"
-    cells = _wait(lambda: (c := browser.execute_script(_MARKDOWN)) and all(x["text"].strip() for x in c) and c,
-                  timeout=30, step=0.5)
+    def rendered() -> list[dict] | None:
+        # jupyterlab-myst replaces a cell's first rendering a moment later, on a busy machine seconds later
+        cells = browser.execute_script(_MARKDOWN)
+        if not cells or not all(x["text"].strip() for x in cells):
+            return None
+        return cells if any(href and "glossary" in href for c in cells for _, href in c["links"]) else None
+
+    cells = _wait(rendered, timeout=60, step=0.5) or browser.execute_script(_MARKDOWN)
     assert cells, "the landing notebook's Markdown cells did not render"
     raw = [c["text"][:80] for c in cells if re.search(r"\{(doc|cite:[pt]|ref)\}`", c["text"])]
     assert not raw, f"MyST roles shown as raw text (is jupyterlab-myst installed and enabled?): {raw}"
