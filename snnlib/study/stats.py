@@ -99,7 +99,7 @@ def compare(base: Sequence[float], variant: Sequence[float], level: float = 0.95
     diff = float(b.mean() - a.mean())
     if a.var() == 0 and b.var() == 0:  # no spread: the t statistic is undefined
         return Difference(diff, diff, diff, 0.0 if diff else 1.0, permutation_p(a, b), len(a), len(b))
-    with _nearly_identical_values_allowed():
+    with nearly_identical_values_allowed():
         welch = stats.ttest_ind(b, a, equal_var=False)
         interval = welch.confidence_interval(confidence_level=level)
     return Difference(diff, float(interval.low), float(interval.high), float(welch.pvalue), permutation_p(a, b),
@@ -107,7 +107,7 @@ def compare(base: Sequence[float], variant: Sequence[float], level: float = 0.95
 
 
 @contextlib.contextmanager
-def _nearly_identical_values_allowed() -> Iterator[None]:
+def nearly_identical_values_allowed() -> Iterator[None]:
     """Runs that all sit at chance agree to a few decimals, and scipy then warns of precision loss in its moments;
     the t statistic it returns is still the test's, so only the warning is dropped (it named a machine's paths in
     the chapters' stored outputs)."""
@@ -140,7 +140,7 @@ def one_sample(values: Sequence[float], value: float, level: float = 0.95) -> Di
     diff = float(x.mean() - value)
     if x.var() == 0:
         return Difference(diff, diff, diff, 0.0 if diff else 1.0, sign_flip_p(x - value), 0, len(x))
-    with _nearly_identical_values_allowed():
+    with nearly_identical_values_allowed():
         result = stats.ttest_1samp(x, value)
         interval = result.confidence_interval(confidence_level=level)
     return Difference(diff, float(interval.low) - value, float(interval.high) - value, float(result.pvalue),
