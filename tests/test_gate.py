@@ -305,9 +305,9 @@ def test_claims_on_a_folder_with_a_fifo_answers_with_lines_not_a_hang(tmp_path):
 
 # ---------------------------------------------------------------- 3. stopping the regeneration
 
-def test_stopping_the_regeneration_stops_its_kernels_and_replaces_nothing(tmp_path):
-    """scripts/regenerate.py, started by a parent that is then killed (as when `make land` is killed by its
-    process id): its chapter's kernel is stopped within seconds, nothing is replaced and nothing staged is left."""
+def _small_study(tmp_path):
+    """(results, notebooks, README.md) of a regeneration test: one planned record, an empty chapters folder and a
+    README whose report block says OLD."""
     results, notebooks = tmp_path / "results", tmp_path / "notebooks"
     notebooks.mkdir()
     record = make_record("mnist", "none", seed=3)
@@ -315,6 +315,13 @@ def test_stopping_the_regeneration_stops_its_kernels_and_replaces_nothing(tmp_pa
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\n<!-- begin: python -m snnlib report results -->\nOLD\n"
                       "<!-- end: python -m snnlib report results -->\n")
+    return results, notebooks, readme
+
+
+def test_stopping_the_regeneration_stops_its_kernels_and_replaces_nothing(tmp_path):
+    """scripts/regenerate.py, started by a parent that is then killed (as when `make land` is killed by its
+    process id): its chapter's kernel is stopped within seconds, nothing is replaced and nothing staged is left."""
+    results, notebooks, readme = _small_study(tmp_path)
     marker = tmp_path / "kernel.pid"
     cell = f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(120)"
     chapter = {"cells": [{"cell_type": "code", "metadata": {}, "source": cell, "outputs": [], "execution_count": None}],
@@ -369,13 +376,7 @@ def test_the_regeneration_replaces_the_readme_block_the_figures_and_the_chapters
     """A whole run of scripts/regenerate.py on a small results folder and one quick chapter: every part is
     replaced, nothing staged is left."""
     regenerate = _script("regenerate")
-    results, notebooks = tmp_path / "results", tmp_path / "notebooks"
-    notebooks.mkdir()
-    record = make_record("mnist", "none", seed=3)
-    _put(results, _planned(record), record)
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n<!-- begin: python -m snnlib report results -->\nOLD\n"
-                      "<!-- end: python -m snnlib report results -->\n")
+    results, notebooks, readme = _small_study(tmp_path)
     chapter = {"cells": [{"cell_type": "code", "metadata": {}, "source": "print(6 * 7)", "outputs": [],
                           "execution_count": None}],
                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
