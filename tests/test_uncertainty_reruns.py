@@ -213,12 +213,15 @@ def test_the_block_lands_whole_and_never_over_the_studys_reading(block, tmp_path
     plan = RR.rerun_plan()
     landing = RR.landing_plan(plan, work, tmp_path / "dest")
     assert not landing.errors and not landing.missing and len(landing.copies) == 70 + 70 + 6 + 1
-    # inside the study's results folder the design would refuse the copies of its runs: nothing lands there
-    guarded = RR.landing_plan(plan, work, results / "reproducibility", study_results=results)
+    # in a folder of the study's results that the design reads, it would refuse the copies of its runs:
+    # nothing lands there; results/reproducibility/ is kept apart (design.KEPT_APART), so the block may land there
+    guarded = RR.landing_plan(plan, work, results / "copies", study_results=results)
     assert len(guarded.errors) == 1 and "would refuse 70 of the block's records" in guarded.errors[0]
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(work), "--land", "--dest", str(results / "reproducibility"),
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(work), "--land", "--dest", str(results / "copies"),
                            "--results", str(results)], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert proc.returncode == 1 and "nothing landed" in proc.stderr and not (results / "reproducibility").exists()
+    assert proc.returncode == 1 and "nothing landed" in proc.stderr and not (results / "copies").exists()
+    kept_apart = RR.landing_plan(plan, work, results / "reproducibility", study_results=results)
+    assert not kept_apart.errors and not kept_apart.missing and len(kept_apart.copies) == 70 + 70 + 6 + 1
     dest = tmp_path / "reproducibility"
     proc = subprocess.run([sys.executable, str(SCRIPT), str(work), "--land", "--dest", str(dest), "--results",
                            str(results)], capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -291,7 +291,9 @@ def landing_plan(plan: RerunPlan, work: str | Path, dest: str | Path = RERUN_DES
 
 def _study_guard(plan: RerunPlan, work: Path, dest: Path, study_results: Path, grids_dir: str | Path) -> list[str]:
     """One error per record that, landed in ``dest`` inside ``study_results``, the study's design would refuse
-    (as a copy of its own run): then the study's readers would report errors, and nothing may land."""
+    (as a copy of its own run): then the study's readers would report errors, and nothing may land. A folder
+    the design keeps apart (:data:`snnlib.study.design.KEPT_APART`, such as ``reproducibility/``) is never
+    read by it, so nothing landed there is refused."""
     try:
         inside = dest.resolve().relative_to(study_results.resolve())
     except ValueError:
@@ -299,9 +301,10 @@ def _study_guard(plan: RerunPlan, work: Path, dest: Path, study_results: Path, g
     design = study_design(grids_dir)
     refused = []
     for run in plan.runs:
-        record = _record(work / run / "metrics.json")
+        rel = (inside / run).as_posix()
+        record = _record(work / run / "metrics.json") if design.reads(rel) else None  # kept apart: not read
         if record is not None:
-            place, why = design.place((inside / run).as_posix(), record)
+            place, why = design.place(rel, record)
             refused += [f"{dest / run} ({why})"] if place == "error" else []
     if not refused:
         return []
