@@ -284,6 +284,14 @@ def test_the_temperature_scaled_verdict_on_a_landed_block(block, tmp_path):
            "4 kinds" in answer and answer.count(". ") == 1
     assert "| temperature-scaled deep ensembles" in V.scaled_matrix_markdown(matrix, "cifar10")
     assert V.second_round_sentences(dest) == [V.scaled_answer(matrix, values, d) for d in ("mnist", "cifar10")]
+    tables = V.second_round_tables(dest)
+    assert len(tables) == 2 * 3 and tables[0].startswith("**MNIST**, every method temperature-scaled")
+    assert tables[1] == ("**MNIST**, MC dropout temperature-scaled against the base network's temperature scaling\n\n"
+                         + V.scaled_matrix_markdown(matrix, "mnist", "temperature"))
+    body = tables[0].splitlines()[4:]
+    assert len(body) == 2 + 4 * 2 and body[0].startswith("| base | 1 pass | 5 |")
+    assert body[1].startswith("| base | ensemble of 5 | 3 |") and "| MC dropout, 50 | 5 |" in body[-1]
+    assert "against" not in tables[2].splitlines()[2] and tables[2].count("| **") == 4 * 2
     # a copy of a rerun in another folder is refused there, like anywhere else
     stray = dest / "uncertainty_reruns" / "mnist" / "elsewhere" / "seed0"
     shutil.copytree(dest / str(plan.runs[0]), stray)
@@ -296,6 +304,7 @@ def test_the_temperature_scaled_verdict_on_a_landed_block(block, tmp_path):
 def test_the_chapter_says_when_the_reruns_have_not_landed(tmp_path):
     (line,) = V.second_round_sentences(tmp_path / "none")
     assert "have not landed yet" in line and "70 networks trained again" in line
+    assert V.second_round_tables(tmp_path / "none") == []
 
 
 def test_the_answer_waits_for_data():

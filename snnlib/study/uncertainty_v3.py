@@ -22,7 +22,8 @@ applies the registered rows and row rule with every method temperature-scaled:
   with their patches shuffled, which a spike counter cannot tell from the test set,
   :func:`near_ood_spike_count_auroc`), tested the same way in a family of its own (:func:`near_ood_tests`).
 
-:func:`scaled_answer` says the outcome in one or two sentences per dataset, for the uncertainty chapter.
+:func:`scaled_answer` says the outcome in one or two sentences per dataset, for the uncertainty chapter;
+:func:`second_round_tables` gives its tables.
 """
 
 from __future__ import annotations
@@ -192,15 +193,42 @@ def scaled_verdict_matrix(tests: Sequence[Test], near: Sequence[Test] = ()) -> p
     return matrix
 
 
-def scaled_matrix_markdown(matrix: pd.DataFrame, dataset: str) -> str:
-    """One dataset's matrix in Markdown: a row per baseline, kind and pass count, a column per primary metric
-    and the near-OOD AUROC (exploratory), and the row's verdict."""
+def scaled_matrix_markdown(matrix: pd.DataFrame, dataset: str, baseline: str | None = None) -> str:
+    """One dataset's matrix in Markdown: a row per baseline (or only ``baseline``, without its column), kind and
+    pass count, a column per primary metric and the near-OOD AUROC (exploratory), and the row's verdict."""
     chosen = matrix[matrix["dataset"] == dataset] if len(matrix) else matrix
-    rows = [[BASELINE_NAMES[r["baseline"]], R.KIND_NAMES[r["kind"]], r["method"] + ", temperature-scaled",
-             *(UV.SHORT_LABELS[r[c]] for c in UV.PRIMARY_NAMES), f"**{r['verdict']}**",
-             UV.SHORT_LABELS[r[NEAR_OOD_COLUMN]]] for _, r in chosen.iterrows()]
-    return R.markdown_table(["against", "dropout kind", "method", *UV.PRIMARY_NAMES.values(), "verdict",
-                             NEAR_OOD_NAME], rows)
+    if baseline is not None and len(chosen):
+        chosen = chosen[chosen["baseline"] == baseline]
+    rows = [([] if baseline else [BASELINE_NAMES[r["baseline"]]])
+            + [R.KIND_NAMES[r["kind"]], r["method"] + ", temperature-scaled",
+               *(UV.SHORT_LABELS[r[c]] for c in UV.PRIMARY_NAMES), f"**{r['verdict']}**",
+               UV.SHORT_LABELS[r[NEAR_OOD_COLUMN]]] for _, r in chosen.iterrows()]
+    head = ([] if baseline else ["against"]) + ["dropout kind", "method", *UV.PRIMARY_NAMES.values(), "verdict",
+                                                NEAR_OOD_NAME]
+    return R.markdown_table(head, rows)
+
+
+# the rows of scaled_values_table: (network, method, passes) as scaled_row_values reads them
+SCALED_TABLE_ROWS = [("none", "temperature", 1), ("none", ENSEMBLE_SCALED, None)] + [
+    (kind, SCALED_MC, passes) for kind in P.UNCERTAINTY_KINDS for _, passes in P.UNCERTAINTY_PRIMARY_ROWS]
+
+
+def scaled_values_table(values: pd.DataFrame, dataset: str) -> str:
+    """A compact Markdown table of :func:`scaled_values` on ``dataset``, every method temperature-scaled: per
+    network and method (:data:`SCALED_TABLE_ROWS`), n (seeds, or ensembles), test accuracy, NLL, ECE, OOD AUROC
+    and the near-OOD AUROC (mean ± std)."""
+    lines = []
+    for kind, method, passes in SCALED_TABLE_ROWS:
+        found = scaled_row_values(values, dataset, kind, method, passes, "test_nll")
+        if not found:
+            continue
+        cells = [R.mean_std(scaled_row_values(values, dataset, kind, method, passes, column).values(), scale, digits)
+                 for column, scale, digits in (("test_accuracy", 100, 1), ("test_nll", 1, 3), ("test_ece", 1, 3),
+                                               ("ood_auroc", 1, 3), (NEAR_OOD_COLUMN, 1, 3))]
+        name = {"temperature": "1 pass", ENSEMBLE_SCALED: "ensemble of 5"}.get(method, f"MC dropout, {passes}")
+        lines.append([R.KIND_NAMES[kind].replace(" (no dropout)", ""), name, len(found), *cells])
+    return R.markdown_table(["network", "method (temperature-scaled)", "n", "accuracy %", "NLL", "ECE", "OOD AUROC",
+                             "near-OOD AUROC"], lines)
 
 
 def _mean(values: pd.DataFrame, dataset: str, variant: str, method: str, passes: int | None) -> float:
@@ -252,18 +280,46 @@ def scaled_passes_match() -> bool:
     return tuple(SCALED_PASSES) == tuple(n for _, n in P.UNCERTAINTY_PRIMARY_ROWS)
 
 
-def second_round_sentences(root: str | Path = RERUN_DEST, grid_file: str | Path = RERUN_GRID) -> list[str]:
-    """What the uncertainty chapter says of block 5: per dataset :func:`scaled_answer` once the reruns' evaluations
-    have landed under ``root``, else that they have not (with how many the plan makes)."""
+def second_round(root: str | Path = RERUN_DEST,
+                 grid_file: str | Path = RERUN_GRID) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(:func:`scaled_values`, :func:`scaled_verdict_matrix` with the near-OOD tests) of the reruns' evaluations
+    landed under ``root``; None while none has landed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         evaluations = load_rerun_evaluations(root, grid_file) if Path(root).is_dir() else []
     if not evaluations:
+        return None
+    values = scaled_values(evaluations)
+    return values, scaled_verdict_matrix(scaled_verdict_tests(values), near_ood_tests(values))
+
+
+def second_round_sentences(root: str | Path = RERUN_DEST, grid_file: str | Path = RERUN_GRID) -> list[str]:
+    """What the uncertainty chapter says of block 5: per dataset :func:`scaled_answer` once the reruns' evaluations
+    have landed under ``root``, else that they have not (with how many the plan makes)."""
+    found = second_round(root, grid_file)
+    if found is None:
         runs = len(expected_runs([grid_file]))
         return [f"The second round's temperature-scaled comparison and its near-OOD set (the addendum's block 5: "
                 f"{runs} networks trained again, because evaluations need weights, which are not kept) have not "
                 f"landed yet; `scripts/run_uncertainty_reruns.py` makes them."]
-    values = scaled_values(evaluations)
-    matrix = scaled_verdict_matrix(scaled_verdict_tests(values), near_ood_tests(values))
+    values, matrix = found
     return [scaled_answer(matrix, values, dataset) for dataset in R.DATASETS
             if (values["dataset"] == dataset).any()]
+
+
+def second_round_tables(root: str | Path = RERUN_DEST, grid_file: str | Path = RERUN_GRID) -> list[str]:
+    """The uncertainty chapter's tables of block 5, in Markdown, once its evaluations have landed under ``root``
+    (none before): per dataset, :func:`scaled_values_table`, then :func:`scaled_matrix_markdown` per baseline."""
+    found = second_round(root, grid_file)
+    if found is None:
+        return []
+    values, matrix = found
+    tables = []
+    for dataset in R.DATASETS:
+        if not (values["dataset"] == dataset).any():
+            continue
+        name = R.DATASET_NAMES[dataset]
+        tables.append(f"**{name}**, every method temperature-scaled (mean ± sd)\n\n" + scaled_values_table(values, dataset))
+        tables += [f"**{name}**, MC dropout temperature-scaled against {BASELINE_NAMES[baseline]}\n\n"
+                   + scaled_matrix_markdown(matrix, dataset, baseline) for baseline in SCALED_BASELINES]
+    return tables
