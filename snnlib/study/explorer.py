@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from snnlib.study import claims as C
 from snnlib.study import evaluations as E
@@ -207,21 +206,9 @@ def _compare_to_base(cell: dict, base: dict | None) -> None:
 
 
 def welch(base: Sequence[float], variant: Sequence[float], level: float = 0.95) -> stats.Difference:
-    """``mean(variant) - mean(base)`` with Welch's interval and p: the numbers of
-    :func:`snnlib.study.stats.compare` (a test checks that they agree) without its exact permutation check,
-    which takes about a second for 10 runs against 25 and which the page does not show."""
-    a, b = np.asarray(base, float), np.asarray(variant, float)
-    nan = math.nan
-    if len(a) < 2 or len(b) < 2:
-        return stats.Difference(float(b.mean() - a.mean()) if len(a) and len(b) else nan, nan, nan, nan, nan,
-                                len(a), len(b))
-    diff = float(b.mean() - a.mean())
-    if a.var() == 0 and b.var() == 0:  # no spread: as compare, the interval is the difference itself
-        return stats.Difference(diff, diff, diff, 0.0 if diff else 1.0, nan, len(a), len(b))
-    with stats.nearly_identical_values_allowed():
-        result = scipy_stats.ttest_ind(b, a, equal_var=False)
-        interval = result.confidence_interval(confidence_level=level)
-    return stats.Difference(diff, float(interval.low), float(interval.high), float(result.pvalue), nan, len(a), len(b))
+    """``mean(variant) - mean(base)`` with Welch's interval and p: :func:`snnlib.study.stats.compare` without its
+    exact permutation check, which the page does not show."""
+    return stats.compare(base, variant, level, permutation=False)
 
 
 def _difference(base: Sequence[float], variant: Sequence[float]) -> dict:

@@ -90,19 +90,22 @@ def permutation_floor(n_a: int, n_b: int) -> float:
     return (2 if n_a == n_b else 1) / splits
 
 
-def compare(base: Sequence[float], variant: Sequence[float], level: float = 0.95) -> Difference:
-    """Difference of means with Welch's t interval, Welch's t-test and the permutation test."""
+def compare(base: Sequence[float], variant: Sequence[float], level: float = 0.95,
+            permutation: bool = True) -> Difference:
+    """Difference of means with Welch's t interval, Welch's t-test and the permutation test (``permutation``
+    False leaves its p NaN: it takes about a second for 10 runs against 25, too slow for an interactive page)."""
     a, b = np.asarray(base, float), np.asarray(variant, float)
+    nan = float("nan")
     if len(a) < 2 or len(b) < 2:
-        nan = float("nan")
         return Difference(float(b.mean() - a.mean()) if len(a) and len(b) else nan, nan, nan, nan, nan, len(a), len(b))
     diff = float(b.mean() - a.mean())
+    permutation_value = permutation_p(a, b) if permutation else nan
     if a.var() == 0 and b.var() == 0:  # no spread: the t statistic is undefined
-        return Difference(diff, diff, diff, 0.0 if diff else 1.0, permutation_p(a, b), len(a), len(b))
+        return Difference(diff, diff, diff, 0.0 if diff else 1.0, permutation_value, len(a), len(b))
     with nearly_identical_values_allowed():
         welch = stats.ttest_ind(b, a, equal_var=False)
         interval = welch.confidence_interval(confidence_level=level)
-    return Difference(diff, float(interval.low), float(interval.high), float(welch.pvalue), permutation_p(a, b),
+    return Difference(diff, float(interval.low), float(interval.high), float(welch.pvalue), permutation_value,
                       len(a), len(b))
 
 
