@@ -110,6 +110,7 @@ def test_study_report_holds_progress_sites_verdicts_tests_and_compute(tmp_path):
             "current, ") in text
     assert "](results/figures/primary_tests.png)" in text
     assert "Uncertainty" not in text  # no evaluation under results
+    assert "(the addendum's block 5: 70 networks trained again" in text  # and no reruns under results/reproducibility
     assert "| paper | MNIST | 6 |" in text and "| all |  | 6 | 0.00 |" in text
 
 

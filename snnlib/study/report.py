@@ -21,9 +21,11 @@ from snnlib.study import progress as PG
 from snnlib.study import questions as F
 from snnlib.study import records as R
 from snnlib.study import robustness as RB
+from snnlib.study import uncertainty_v3 as V3
 from snnlib.study import uncertainty_verdict as UV
 from snnlib.study import verdict_plots as VP
 from snnlib.study.design import study_design
+from snnlib.study.reruns import RERUN_FOLDER
 
 FIGURES = "results/figures"  # where write_figures puts the README's figures, relative to the project
 FOREST_PNG = "primary_tests.png"
@@ -195,7 +197,7 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
                               *(f"**{R.DATASET_NAMES[d]}**\n\n" + UV.verdict_matrix_markdown(matrix, d)
                                 for d in R.DATASETS),
                               f"![The uncertainty verdict]({figures}/{HEATMAP_PNG})"))
-    parts.append(second_round(records, evaluations))
+    parts.append(second_round(records, evaluations, Path(results) / RERUN_FOLDER))
     if tuning := tuning_table(table):
         parts.append(_details("Tuning, checked on the validation split", "(`grids/tuning.json`, base network, "
                               "seed 0; settings as changes from the study's defaults)", tuning))
@@ -203,20 +205,23 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     return "\n\n".join(parts) + "\n"
 
 
-def second_round(records: list[dict], evaluations: list[dict]) -> str:
+def second_round(records: list[dict], evaluations: list[dict], reruns: str | Path | None = None) -> str:
     """The second round (the addendum of 2026-12-06, exploratory), collapsed: how many headline verdicts keep
     their verdict under each analysis choice and the table of all of them, the budget artefact and the learning
-    rate per kind (:mod:`snnlib.study.robustness`)."""
+    rate per kind (:mod:`snnlib.study.robustness`), and, with ``reruns`` (where the uncertainty reruns land),
+    uncertainty with every method temperature-scaled and the near-OOD set (:mod:`snnlib.study.uncertainty_v3`)."""
     table = R.runs_table(records)
     conditions = RB.budget_conditions(table)
     frame = RB.robustness(records, evaluations)
+    block5 = [] if reruns is None else [*V3.second_round_sentences(reruns), *V3.second_round_tables(reruns)]
     return _details("Second round (exploratory; the addendum of 2026-12-06): every verdict under the defensible "
-                    "analysis choices, the budget artefact and a learning rate per kind",
+                    "analysis choices, the budget artefact, a learning rate per kind and uncertainty with every "
+                    "method temperature-scaled",
                     RB.held_sentence(frame), RB.robustness_markdown(frame), RB.budget_sentence(conditions),
                     RB.budget_markdown(conditions), "**The 60-epoch budget at each run's best-validation epoch** "
                     "(addendum, block 3; three seeds a side, Welch, Holm within the six):",
                     RB.budget_at_best_epoch(records), RB.rate_sentence(table), RB.rate_markdown(table),
-                    RB.rate_test_sentence(table))
+                    RB.rate_test_sentence(table), *block5)
 
 
 def write_figures(results: str | Path, folder: str | Path, grids_dir: str | Path | None = None) -> list[Path]:

@@ -42,7 +42,8 @@ from snnlib.study.progress import REPRODUCED, compare_records
 from snnlib.study.records import is_finished, scan_records
 
 RERUN_GRID = DEFAULT_GRIDS / "reruns" / "uncertainty.json"
-RERUN_DEST = PROJECT_ROOT / "results" / "reproducibility"  # the grid's folder lands in here
+RERUN_FOLDER = "reproducibility"  # the folder of a results folder the reruns land in (kept apart from the design)
+RERUN_DEST = PROJECT_ROOT / "results" / RERUN_FOLDER  # the grid's folder lands in here
 COMPARE_FILE = "compare.json"  # beside the grid's runs: <grid name>/compare.json
 EVALUATION_VERSION = 3
 RUN_EVALUATION = "uncertainty.json"
