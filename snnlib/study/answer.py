@@ -28,6 +28,7 @@ from snnlib.study import claims as C
 from snnlib.study import preregistration as P
 from snnlib.study import records as R
 from snnlib.study import robustness as RB
+from snnlib.study import uncertainty_v3 as V3
 from snnlib.study import uncertainty_verdict as UV
 
 HELPS, HURTS, UNCLEAR, NO_DATA = "helps", "hurts", "no clear difference", "no data"
@@ -323,13 +324,16 @@ def nll_sentence(values: pd.DataFrame) -> str:
 
 
 def answer_sentences(source: C.Claims | pd.DataFrame | Iterable[dict], evaluations: Sequence[dict] = (),
-                     matrix: pd.DataFrame | None = None, table: pd.DataFrame | None = None) -> list[str]:
-    """The answer in up to seven sentences, every number from the records: the base network
+                     matrix: pd.DataFrame | None = None, table: pd.DataFrame | None = None,
+                     reruns: str | Path | None = None) -> list[str]:
+    """The answer in up to eight sentences, every number from the records: the base network
     (:func:`base_sentence`), the zeroing kinds on each dataset (:func:`zeroing_sentence`), the alpha kinds
     (:func:`alpha_sentence`), with the runs ``table`` the exploratory learning rate per kind
     (:func:`snnlib.study.robustness.rate_answer_sentence`, once its runs are in), MC dropout's verdict against the
-    base network's baselines (:func:`mc_verdict_sentence`) and its numbers (:func:`nll_sentence`). ``matrix``: the
-    uncertainty verdict matrix if already computed."""
+    base network's baselines (:func:`mc_verdict_sentence`) and its numbers (:func:`nll_sentence`), and with
+    ``reruns`` (where the uncertainty reruns land) the exploratory verdict with every method temperature-scaled
+    (:func:`snnlib.study.uncertainty_v3.summary_sentence`, once they have landed). ``matrix``: the uncertainty
+    verdict matrix if already computed."""
     frame = effects(source)
     sentences = [base_sentence(frame), *(zeroing_sentence(frame, d, first=i == 0) for i, d in enumerate(P.DATASETS)),
                  alpha_sentence(frame)]
@@ -340,13 +344,16 @@ def answer_sentences(source: C.Claims | pd.DataFrame | Iterable[dict], evaluatio
         if matrix is None:
             matrix = UV.verdict_matrix(UV.verdict_tests(values))
         sentences += [mc_verdict_sentence(matrix), nll_sentence(values)]
+    if reruns is not None and (found := V3.second_round(reruns)) and (scaled := V3.summary_sentence(found[1], found[0])):
+        sentences.append(scaled)
     return sentences
 
 
 def answer_list(source: C.Claims | pd.DataFrame | Iterable[dict], evaluations: Sequence[dict] = (),
-                matrix: pd.DataFrame | None = None, table: pd.DataFrame | None = None) -> str:
+                matrix: pd.DataFrame | None = None, table: pd.DataFrame | None = None,
+                reruns: str | Path | None = None) -> str:
     """:func:`answer_sentences` as a Markdown list (the landing page's)."""
-    return "\n".join(f"- {sentence}" for sentence in answer_sentences(source, evaluations, matrix, table))
+    return "\n".join(f"- {sentence}" for sentence in answer_sentences(source, evaluations, matrix, table, reruns))
 
 
 def _metric_counts(tests: Sequence[C.Test]) -> str:
@@ -391,11 +398,11 @@ def claims_lines(source: C.Claims | pd.DataFrame | Iterable[dict]) -> list[str]:
 
 def answer_markdown(source: C.Claims | pd.DataFrame | Iterable[dict], evaluations: Sequence[dict] = (),
                     figure: str | None = None, matrix: pd.DataFrame | None = None,
-                    table: pd.DataFrame | None = None) -> str:
+                    table: pd.DataFrame | None = None, reruns: str | Path | None = None) -> str:
     """The answer as Markdown (the README's opening): :func:`answer_list`, the figure at ``figure`` (a path or
     link; none: no image), then :func:`claims_lines` as a list."""
     claims = _claims(source)
-    parts = ["**The answer.**\n\n" + answer_list(claims, evaluations, matrix, table)]
+    parts = ["**The answer.**\n\n" + answer_list(claims, evaluations, matrix, table, reruns)]
     if figure:
         parts.append(f"![The change in test accuracy of every dropout kind at every site on each dataset against "
                      f"the base network, with its 95% interval: blue where it helps, orange where it hurts, grey "

@@ -174,7 +174,8 @@ def study_report(results: str | Path, grids_dir: str | Path = "grids", figures: 
     primary_table, waiting = tests_with_data(result.primary())
     progress = study_progress(records, grids_dir, evaluations)
     parts = [
-        A.answer_markdown(result, evaluations, f"{figures}/{A.ANSWER_PNG}", matrix, table),  # the answer first
+        A.answer_markdown(result, evaluations, f"{figures}/{A.ANSWER_PNG}", matrix, table,
+                          Path(results) / RERUN_FOLDER),  # the answer first
         findings(result, matrix, progress, figures, R.scan_line(scan)),
         _details("Runs finished, per results folder", "(`paper_seeds.json` adds seeds to `paper/`, "
                  "`sites_seeds.json` and `sites_dense.json` to `sites/`)",

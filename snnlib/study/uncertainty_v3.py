@@ -236,6 +236,19 @@ def _mean(values: pd.DataFrame, dataset: str, variant: str, method: str, passes:
     return float(np.mean(list(found.values()))) if found else math.nan
 
 
+def _near_means(values: pd.DataFrame, dataset: str, passes: int) -> tuple[float, float, list[float]]:
+    """Mean near-OOD AUROC of the base network's and the ensembles' temperature-scaled predictions, and of each
+    kind's MC dropout temperature-scaled at ``passes`` (the kinds with data)."""
+    kinds = [v for v in (_mean(values, dataset, k, SCALED_MC, passes) for k in P.UNCERTAINTY_KINDS)
+             if not math.isnan(v)]
+    return _mean(values, dataset, "none", "temperature", 1), _mean(values, dataset, "none", ENSEMBLE_SCALED, None), kinds
+
+
+def _span(numbers: list[float]) -> str:
+    low, high = f"{min(numbers):.2f}", f"{max(numbers):.2f}"
+    return low if low == high else f"{low}-{high}"
+
+
 def scaled_answer(matrix: pd.DataFrame, values: pd.DataFrame, dataset: str) -> str:
     """One or two sentences on ``dataset``: the temperature-scaled verdict of each kind's MC dropout against
     each baseline (:func:`snnlib.study.uncertainty_verdict.uncertainty_answer`'s words), and how well the
@@ -246,17 +259,44 @@ def scaled_answer(matrix: pd.DataFrame, values: pd.DataFrame, dataset: str) -> s
     verdicts = "; ".join(UV.uncertainty_answer(matrix, dataset, b, BASELINE_NAMES) for b in SCALED_BASELINES)
     first = f"{name}, every method temperature-scaled (reruns, exploratory): MC dropout {verdicts}."
     passes = max(n for _, n in P.UNCERTAINTY_PRIMARY_ROWS)
-    base = _mean(values, dataset, "none", "temperature", 1)
-    ensemble = _mean(values, dataset, "none", ENSEMBLE_SCALED, None)
-    kinds = [v for v in (_mean(values, dataset, k, SCALED_MC, passes) for k in P.UNCERTAINTY_KINDS)
-             if not math.isnan(v)]
+    base, ensemble, kinds = _near_means(values, dataset, passes)
     if math.isnan(base) or math.isnan(ensemble) or not kinds:
         return first + " The near-OOD set (shuffled patches) has no evaluations yet."
-    spread = f"{min(kinds):.2f}" if len(kinds) == 1 or min(kinds) == max(kinds) else f"{min(kinds):.2f}-{max(kinds):.2f}"
+    spread = _span(kinds)
     return (first + f" On the near-OOD set (each test image's patches shuffled: the same input spikes, so a count "
             f"of them cannot tell it from the test set), the maximum probability reaches AUROC {base:.2f} for the "
             f"base network, {ensemble:.2f} for the ensembles and {spread} for MC dropout ({passes} passes) of the "
             f"{len(kinds)} kinds, all temperature-scaled.")
+
+
+def summary_sentence(matrix: pd.DataFrame, values: pd.DataFrame) -> str:
+    """Block 5 for the answer, in one sentence (exploratory): over both datasets, for how many dropout networks MC
+    dropout temperature-scaled (the most passes) is *better* or *worse* than each temperature-scaled baseline by the
+    registered row rule, and the near-OOD AUROC of the maximum probability per dataset (the base network, the
+    ensembles, the kinds' MC dropout)."""
+    passes = max(n for _, n in P.UNCERTAINTY_PRIMARY_ROWS)
+    method = f"{UV.METHOD_NAMES['mc_dropout']}, {passes} passes"
+    against = []
+    for baseline in SCALED_BASELINES:
+        rows = matrix[(matrix["baseline"] == baseline) & (matrix["method"] == method)] if len(matrix) else matrix
+        if not len(rows) or (rows["verdict"] == "not enough data").any():
+            return ""
+        better, worse = int((rows["verdict"] == "better").sum()), int((rows["verdict"] == "worse").sum())
+        against.append(f"{'better' if better else 'never better'} than {BASELINE_NAMES[baseline]}"
+                       + (f" for {better} of {len(rows)} dropout networks" if better else "")
+                       + (f" (worse for {worse})" if worse else ""))
+    near = []
+    for dataset in R.DATASETS:
+        base, ensemble, kinds = _near_means(values, dataset, passes)
+        if kinds and not math.isnan(base) and not math.isnan(ensemble):
+            near.append(f"{R.DATASET_NAMES[dataset]} {base:.2f}, {ensemble:.2f} and {_span(kinds)}")
+    text = (f"Exploratory, with every method temperature-scaled (the second round's reruns at the paper's site): MC "
+            f"dropout ({passes} passes) is {' and '.join(against)}")
+    if near:
+        text += ("; on a near out-of-distribution set that a count of input spikes cannot tell from the test set, "
+                 "the maximum probability's AUROC (the base network, the ensembles, MC dropout) is "
+                 + "; ".join(near))
+    return text + "."
 
 
 def near_ood_spike_count_auroc(dataset: str, t_enc: int = 12, subset: int = 2000) -> float:
