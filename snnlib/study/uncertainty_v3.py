@@ -195,12 +195,13 @@ def scaled_verdict_matrix(tests: Sequence[Test], near: Sequence[Test] = ()) -> p
 
 def scaled_matrix_markdown(matrix: pd.DataFrame, dataset: str, baseline: str | None = None) -> str:
     """One dataset's matrix in Markdown: a row per baseline (or only ``baseline``, without its column), kind and
-    pass count, a column per primary metric and the near-OOD AUROC (exploratory), and the row's verdict."""
+    pass count (every method temperature-scaled), a column per primary metric and the near-OOD AUROC
+    (exploratory), and the row's verdict."""
     chosen = matrix[matrix["dataset"] == dataset] if len(matrix) else matrix
     if baseline is not None and len(chosen):
         chosen = chosen[chosen["baseline"] == baseline]
     rows = [([] if baseline else [BASELINE_NAMES[r["baseline"]]])
-            + [R.KIND_NAMES[r["kind"]], r["method"] + ", temperature-scaled",
+            + [R.KIND_NAMES[r["kind"]], r["method"],
                *(UV.SHORT_LABELS[r[c]] for c in UV.PRIMARY_NAMES), f"**{r['verdict']}**",
                UV.SHORT_LABELS[r[NEAR_OOD_COLUMN]]] for _, r in chosen.iterrows()]
     head = ([] if baseline else ["against"]) + ["dropout kind", "method", *UV.PRIMARY_NAMES.values(), "verdict",
