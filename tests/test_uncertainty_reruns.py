@@ -300,8 +300,8 @@ def test_the_temperature_scaled_verdict_on_a_landed_block(block, tmp_path):
     assert tables[1] == ("**MNIST**, MC dropout temperature-scaled against the base network's temperature scaling\n\n"
                          + V.scaled_matrix_markdown(matrix, "mnist", "temperature"))
     body = tables[0].splitlines()[4:]
-    assert len(body) == 2 + 4 * 2 and body[0].startswith("| base | 1 pass | 5 |")
-    assert body[1].startswith("| base | ensemble of 5 | 3 |") and "| MC dropout, 50 | 5 |" in body[-1]
+    assert len(body) == 2 + 4 * 2 and body[0].startswith("| base, 1 pass | 5 |")
+    assert body[1].startswith("| base, ensemble of 5 | 3 |") and body[-1].startswith("| alpha dropout, MC 50 | 5 |")
     assert "against" not in tables[2].splitlines()[2] and tables[2].count("| **") == 4 * 2
     # a copy of a rerun in another folder is refused there, like anywhere else
     stray = dest / "uncertainty_reruns" / "mnist" / "elsewhere" / "seed0"

@@ -215,8 +215,8 @@ SCALED_TABLE_ROWS = [("none", "temperature", 1), ("none", ENSEMBLE_SCALED, None)
 
 def scaled_values_table(values: pd.DataFrame, dataset: str) -> str:
     """A compact Markdown table of :func:`scaled_values` on ``dataset``, every method temperature-scaled: per
-    network and method (:data:`SCALED_TABLE_ROWS`), n (seeds, or ensembles), test accuracy, NLL, ECE, OOD AUROC
-    and the near-OOD AUROC (mean ± std)."""
+    network and method in one column (:data:`SCALED_TABLE_ROWS`; ``MC 50``: MC dropout, 50 passes), n (seeds, or
+    ensembles), test accuracy, NLL, ECE, OOD AUROC and the near-OOD AUROC (mean ± std)."""
     lines = []
     for kind, method, passes in SCALED_TABLE_ROWS:
         found = scaled_row_values(values, dataset, kind, method, passes, "test_nll")
@@ -225,10 +225,9 @@ def scaled_values_table(values: pd.DataFrame, dataset: str) -> str:
         cells = [R.mean_std(scaled_row_values(values, dataset, kind, method, passes, column).values(), scale, digits)
                  for column, scale, digits in (("test_accuracy", 100, 1), ("test_nll", 1, 3), ("test_ece", 1, 3),
                                                ("ood_auroc", 1, 3), (NEAR_OOD_COLUMN, 1, 3))]
-        name = {"temperature": "1 pass", ENSEMBLE_SCALED: "ensemble of 5"}.get(method, f"MC dropout, {passes}")
-        lines.append([R.KIND_NAMES[kind].replace(" (no dropout)", ""), name, len(found), *cells])
-    return R.markdown_table(["network", "method (temperature-scaled)", "n", "accuracy %", "NLL", "ECE", "OOD AUROC",
-                             "near-OOD AUROC"], lines)
+        name = {"temperature": "1 pass", ENSEMBLE_SCALED: "ensemble of 5"}.get(method, f"MC {passes}")
+        lines.append([f"{R.KIND_NAMES[kind].replace(' (no dropout)', '')}, {name}", len(found), *cells])
+    return R.markdown_table(["network, method", "n", "accuracy %", "NLL", "ECE", "OOD AUROC", "near-OOD AUROC"], lines)
 
 
 def _mean(values: pd.DataFrame, dataset: str, variant: str, method: str, passes: int | None) -> float:
