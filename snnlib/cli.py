@@ -46,7 +46,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-subset", type=int, default=None, help="use the first N training samples")
     p.add_argument("--test-subset", type=int, default=None, help="use the first N test samples")
     p.add_argument("--val-size", type=int, default=0,
-                   help="hold out the last N training samples as a validation set, never trained on (default 0)")
+                   help="hold out the last N training samples as a validation set, never trained on (default 0; "
+                        "every grid of the study uses 5000: pass it to reproduce a study record)")
     p.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate, cosine schedule (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default 0)")
