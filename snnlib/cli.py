@@ -142,9 +142,11 @@ def _grids_folder(path: str | None) -> Path:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from snnlib.study.design import KEPT_APART
     from snnlib.study.records import format_summary, load_records, runs_table, summary
 
-    table = runs_table(load_records(_results_folder(args.results)))
+    # a whole results folder: its reruns kept apart (reproducibility/) are not its configurations
+    table = runs_table(load_records(_results_folder(args.results), apart=KEPT_APART))
     metrics = ("test_acc", "train_loss", "train_eval_loss", "test_loss")
     rows = summary(table, metrics)
     print(format_summary(rows, metrics))
@@ -182,6 +184,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from snnlib.experiment.system import git_commit, write_json_atomic
+    from snnlib.study.design import KEPT_APART
     from snnlib.study.progress import REPRODUCED, compare_records
     from snnlib.study.records import scan_records
 
@@ -192,7 +195,7 @@ def _compare(args: argparse.Namespace) -> int:
         from snnlib.experiment.grid import expand_grid, load_grid
 
         expected = [spec.rel for spec in expand_grid(load_grid(args.grid))]
-    old, new = scan_records(reference), scan_records(rerun)
+    old, new = scan_records(reference, apart=KEPT_APART), scan_records(rerun, apart=KEPT_APART)
     (old, old_refused), (new, new_refused) = (old.records, old.refused), (new.records, new.refused)
     if not new and not new_refused:
         raise ValueError(f"no run records under {rerun}")

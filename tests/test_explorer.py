@@ -296,7 +296,7 @@ def test_real_uncertainty_agrees_with_the_evaluation_files(real):
 
 @needs_results
 def test_real_tests_are_those_of_the_claims(real):
-    claims = C.evaluate_claims(X.R.load_records(RESULTS))
+    claims = C.evaluate_claims(X.R.load_study(RESULTS))  # the study's reading, as the explorer's
     assert [(t["claim"], t["dataset"], t["kind"], t["site"], t["metric"], t["label"]) for t in real["tests"]] == [
         (t.claim, t.dataset, t.kind, t.site, t.metric, t.label) for t in claims.tests]
     tested = [t for t in real["tests"] if t["cell"] is not None]

@@ -22,7 +22,7 @@ from snnlib.experiment import data as D
 from snnlib.experiment.run import record_problem
 from snnlib.experiment.system import folder_claim, name_owner, walk_files
 from snnlib.study import records as R
-from snnlib.study.design import run_key, study_design
+from snnlib.study.design import KEPT_APART, run_key, study_design
 from snnlib.study.progress import compare_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -370,6 +370,23 @@ def test_the_folders_kept_apart_are_not_read_by_the_design(tmp_path):
     scan = R.scan_records(root, DESIGN)
     assert [r["path"] for r in scan.records] == [_planned(record)] and scan.refused == [] and scan.ignored == []
     assert len(R.scan_records(root).refused) == 1  # without the design, the copy is named
+    # ... unless the reader leaves the folders kept apart out, as `summary` and `compare` do
+    apart = R.scan_records(root, apart=KEPT_APART)
+    assert [r["path"] for r in apart.records] == [_planned(record)] and apart.refused == []
+
+
+def test_summary_of_a_results_folder_leaves_its_reruns_out(tmp_path):
+    """`python -m snnlib summary results` counts each planned run once, though reproducibility/ holds a rerun of it
+    that differs (another machine's rounding): it named both and counted neither before."""
+    root = tmp_path / "results"
+    record = make_record("mnist", "none", seed=3, test_acc=0.97)
+    rerun = make_record("mnist", "none", seed=3, test_acc=0.96)
+    _put(root, _planned(record), record)
+    _put(root, "reproducibility/uncertainty_reruns/mnist/none_p0_step_current/seed3", rerun)
+    proc = subprocess.run([sys.executable, "-m", "snnlib", "summary", str(root)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and "skipping" not in proc.stderr, proc.stderr
+    assert "| 1 | 97.00 |" in proc.stdout
 
 
 def test_the_regeneration_replaces_the_readme_block_the_figures_and_the_chapters_together(tmp_path):

@@ -203,7 +203,7 @@ def test_summary_pools_seeds_and_nothing_else():
 
 def test_every_cell_the_claims_test_holds_one_configuration(tmp_path):
     """On the committed records: each group of runs that the claims compare is one configuration."""
-    table = R.runs_table(R.load_records(ROOT / "results"))
+    table = R.runs_table(R.load_study(ROOT / "results"))
     if table.empty:
         pytest.skip("no committed records")
     for dataset in R.DATASETS:

@@ -165,7 +165,7 @@ class Scan(NamedTuple):
     ignored: list[tuple[str, str]]
 
 
-def scan_records(root: str | Path, design: Design | None = None) -> Scan:
+def scan_records(root: str | Path, design: Design | None = None, apart: tuple[str, ...] = ()) -> Scan:
     """The records under ``root`` that count, and every ``metrics.json`` that does not, with why.
 
     A record counts when it is sealed and intact (:func:`snnlib.experiment.record.record_problem`: its digest,
@@ -174,15 +174,22 @@ def scan_records(root: str | Path, design: Design | None = None) -> Scan:
     outside the design is ignored, a copy or a foreign run in a planned folder is an error). Without a
     design, two records of one configuration and seed in two folders are both named: byte-for-byte copies
     count once, a finished record counts before an unfinished one, and two different finished records of
-    one run count neither. Nothing that is not a regular file is opened (:func:`walk_files`).
+    one run count neither. Nothing that is not a regular file is opened (:func:`walk_files`). The top-level
+    folders of ``root`` named in ``apart`` (a design's own :attr:`Design.apart`, :data:`KEPT_APART`) are not
+    looked into: a reader of a whole results folder without a design passes ``apart=KEPT_APART``.
     """
     root = Path(root)
     if not root.is_dir():
         return Scan([], [], [])
     files, skipped = walk_files(root, lambda name: name == "metrics.json")
-    if design is not None:  # the folders kept apart from the design are read by their own code
-        files = [f for f in files if design.reads(f.relative_to(root).as_posix())]
-        skipped = [(rel, why) for rel, why in skipped if design.reads(rel)]
+    apart = (*apart, *(design.apart if design is not None else ()))
+    if apart:  # the folders kept apart from the design are read by their own code
+
+        def reads(rel: str) -> bool:
+            return rel.split("/", 1)[0] not in apart
+
+        files = [f for f in files if reads(f.relative_to(root).as_posix())]
+        skipped = [(rel, why) for rel, why in skipped if reads(rel)]
     found, refused, ignored = [], list(skipped), []
     for path in files:
         rel = path.parent.relative_to(root).as_posix()

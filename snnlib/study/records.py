@@ -102,16 +102,17 @@ def metric_scale(metric: str) -> float:
 
 # ---------------------------------------------------------------- reading
 
-def load_records(root: str | Path, design: Design | None = None) -> list[dict]:
+def load_records(root: str | Path, design: Design | None = None, apart: tuple[str, ...] = ()) -> list[dict]:
     """Every run record under ``root`` that counts (:func:`snnlib.study.design.scan_records`), sorted by folder,
     each run once.
 
     Each record gets ``path``, its folder relative to ``root`` (``paper/mnist/none_p0_step_current/seed0``
     when ``root`` is the results folder). A missing ``root`` gives an empty list. Every file that does not
     count is named in a one-line warning: ``skipping`` (an error) or ``ignoring`` (outside the ``design``).
-    The study's readers pass the design (:func:`load_study`).
+    The study's readers pass the design (:func:`load_study`); ``apart``: top-level folders not looked into
+    (:func:`snnlib.study.design.scan_records`).
     """
-    scan = scan_records(root, design)
+    scan = scan_records(root, design, apart)
     warn_scan(root, scan)
     return scan.records
 
