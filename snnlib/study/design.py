@@ -175,7 +175,7 @@ def scan_records(root: str | Path, design: Design | None = None, apart: tuple[st
     design, two records of one configuration and seed in two folders are both named: byte-for-byte copies
     count once, a finished record counts before an unfinished one, and two different finished records of
     one run count neither. Nothing that is not a regular file is opened (:func:`walk_files`). The top-level
-    folders of ``root`` named in ``apart`` (a design's own :attr:`Design.apart`, :data:`KEPT_APART`) are not
+    folders of ``root`` named in ``apart`` (and a design's own ``apart``, :data:`KEPT_APART`) are not
     looked into: a reader of a whole results folder without a design passes ``apart=KEPT_APART``.
     """
     root = Path(root)
