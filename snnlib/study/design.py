@@ -34,6 +34,11 @@ DEFAULT_GRIDS = PROJECT_ROOT / "grids"
 KEPT_APART = ("reproducibility", "bench", "figures")  # results/ folders that are not the design's records
 
 
+def outside(rel: str, apart: tuple[str, ...]) -> bool:
+    """Whether ``rel`` (a path relative to a results folder) lies outside its top-level folders ``apart``."""
+    return rel.split("/", 1)[0] not in apart
+
+
 class ExpectedRun(str):
     """A run folder that a grid file asks for (``NAME/dataset/cell/seedK``, relative to a results folder),
     with ``config``: the configuration the grid asks for there (None where it is invalid)."""
@@ -82,7 +87,7 @@ class Design:
 
     def reads(self, rel: str) -> bool:
         """Whether a reader with this design looks at ``rel`` (a path relative to the results folder)."""
-        return rel.split("/", 1)[0] not in self.apart
+        return outside(rel, self.apart)
 
     @classmethod
     def of(cls, runs: list[ExpectedRun]) -> Design:
@@ -184,12 +189,8 @@ def scan_records(root: str | Path, design: Design | None = None, apart: tuple[st
     files, skipped = walk_files(root, lambda name: name == "metrics.json")
     apart = (*apart, *(design.apart if design is not None else ()))
     if apart:  # the folders kept apart from the design are read by their own code
-
-        def reads(rel: str) -> bool:
-            return rel.split("/", 1)[0] not in apart
-
-        files = [f for f in files if reads(f.relative_to(root).as_posix())]
-        skipped = [(rel, why) for rel, why in skipped if reads(rel)]
+        files = [f for f in files if outside(f.relative_to(root).as_posix(), apart)]
+        skipped = [(rel, why) for rel, why in skipped if outside(rel, apart)]
     found, refused, ignored = [], list(skipped), []
     for path in files:
         rel = path.parent.relative_to(root).as_posix()
